@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+// capfilt: BLIP CapFilt for web-scale image-text corpora, in Swift on OpenBLAS.
+//
+// Layers point one way (see ARCHITECTURE.md):
+//   C libraries (COpenBLAS, CSQLite, CImageCodecs)
+//     -> CapfiltTensor (tensors, BLAS, fused ops)
+//     -> CapfiltWeights (safetensors, torch zip+pickle, strict loading)
+//     -> CapfiltBLIP (vision/text towers, heads, generation)
+//     -> capfilt (command line)
+//   Leaves beside them: CapfiltImage (decode, Pillow-exact resize), CapfiltText (WordPiece),
+//   CapfiltWebDataset (tar shards).
+import PackageDescription
+
+let package = Package(
+    name: "capfilt",
+    products: [
+        .executable(name: "capfilt", targets: ["capfilt"]),
+        .library(name: "CapfiltBLIP", targets: ["CapfiltBLIP"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries. Each is imported by exactly one Swift file.
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // libjpeg and libpng report errors with longjmp, which Swift cannot catch: a small C layer does.
+        .target(
+            name: "CImageCodecs",
+            linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("webp")]
+        ),
+
+        .target(name: "CapfiltTensor", dependencies: ["COpenBLAS"]),
+        .target(name: "CapfiltWeights", dependencies: ["CapfiltTensor"]),
+        .target(name: "CapfiltImage", dependencies: ["CImageCodecs"]),
+        .target(name: "CapfiltText"),
+        .target(name: "CapfiltWebDataset"),
+        .target(
+            name: "CapfiltBLIP",
+            dependencies: ["CapfiltTensor", "CapfiltWeights", "CapfiltImage", "CapfiltText"]
+        ),
+        .executableTarget(
+            name: "capfilt",
+            dependencies: [
+                "CapfiltBLIP", "CapfiltImage", "CapfiltText",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "CapfiltTensorTests", dependencies: ["CapfiltTensor"]),
+        .testTarget(name: "CapfiltWeightsTests", dependencies: ["CapfiltWeights", "CapfiltTensor"]),
+        .testTarget(name: "CapfiltImageTests", dependencies: ["CapfiltImage"]),
+        .testTarget(name: "CapfiltTextTests", dependencies: ["CapfiltText"]),
+        .testTarget(name: "CapfiltWebDatasetTests", dependencies: ["CapfiltWebDataset"]),
+        .testTarget(name: "CapfiltBLIPTests", dependencies: ["CapfiltBLIP", "CapfiltTensor", "CapfiltWeights", "CapfiltImage", "CapfiltText"]),
+        .testTarget(name: "CapfiltCLITests", dependencies: ["capfilt"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+// CapfiltBLIP: placeholder until its first file lands.

@@ -1,0 +1,1 @@
+// CapfiltImage: placeholder until its first file lands.

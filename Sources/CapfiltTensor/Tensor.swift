@@ -1,0 +1,68 @@
+// A dense, row-major fp32 array that owns its memory. It is the one currency between the weight loader,
+// the ops and the models: nothing clever (no views, no strides), so every op can hand its pointer to BLAS.
+
+/// Row-major fp32 storage with a shape. The last dimension is contiguous.
+///
+/// A `Tensor` is a reference type: ops write into preallocated outputs so the hot loops never allocate.
+/// It is `@unchecked Sendable` because the models share read-only weights across threads; code that writes
+/// a tensor owns it exclusively for the duration.
+public final class Tensor: @unchecked Sendable {
+    /// Dimensions, outermost first, e.g. `(B, T, C)`.
+    public let shape: [Int]
+    /// Number of elements, the product of `shape`.
+    public let count: Int
+    /// `count` floats, row-major.
+    public let data: UnsafeMutablePointer<Float>
+
+    /// A zero-filled tensor.
+    public init(zeros shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        self.data = .allocate(capacity: max(count, 1))
+        self.data.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    /// A tensor holding a copy of `values`, which must have `shape.product` elements.
+    public convenience init(shape: [Int], values: [Float]) {
+        self.init(zeros: shape)
+        precondition(values.count == count, "\(values.count) values for shape \(shape)")
+        values.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress { data.update(from: base, count: count) }
+        }
+    }
+
+    /// A tensor filled by `body`, which receives the uninitialised-but-zeroed buffer.
+    public convenience init(shape: [Int], fill body: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows {
+        self.init(zeros: shape)
+        try body(UnsafeMutableBufferPointer(start: data, count: count))
+    }
+
+    deinit { data.deallocate() }
+
+    /// The elements as a Swift array (a copy).
+    public var scalars: [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
+
+    /// The buffer, for loops that want bounds-checked access in debug builds.
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
+
+    /// Pointer to row `i` of the tensor seen as `(count / lastDim, lastDim)`.
+    @inlinable
+    public func row(_ i: Int) -> UnsafeMutablePointer<Float> { data + i * (shape.last ?? 1) }
+
+    /// Size of dimension `i`; negative indices count from the end.
+    @inlinable
+    public func dim(_ i: Int) -> Int { i < 0 ? shape[shape.count + i] : shape[i] }
+
+    /// A copy with a new shape of the same element count.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        precondition(newShape.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
+        let t = Tensor(zeros: newShape)
+        t.data.update(from: data, count: count)
+        return t
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String { "Tensor\(shape)" }
+}

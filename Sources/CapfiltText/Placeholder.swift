@@ -1,0 +1,1 @@
+// CapfiltText: placeholder until its first file lands.

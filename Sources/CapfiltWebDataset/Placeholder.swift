@@ -1,0 +1,1 @@
+// CapfiltWebDataset: placeholder until its first file lands.

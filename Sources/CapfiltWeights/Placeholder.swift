@@ -1,0 +1,1 @@
+// CapfiltWeights: placeholder until its first file lands.

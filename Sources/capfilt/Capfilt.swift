@@ -1,0 +1,11 @@
+// The command line. One subcommand per type and file.
+import ArgumentParser
+
+@main
+struct Capfilt: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "capfilt",
+        abstract: "BLIP CapFilt for image-text corpora: caption, filter, export.",
+        subcommands: []
+    )
+}

@@ -1,0 +1,1 @@
+// CapfiltBLIPTests: placeholder until its first test lands.

@@ -1,0 +1,1 @@
+// CapfiltCLITests: placeholder until its first test lands.

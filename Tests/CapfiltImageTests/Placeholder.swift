@@ -1,0 +1,1 @@
+// CapfiltImageTests: placeholder until its first test lands.

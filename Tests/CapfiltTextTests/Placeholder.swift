@@ -1,0 +1,1 @@
+// CapfiltTextTests: placeholder until its first test lands.

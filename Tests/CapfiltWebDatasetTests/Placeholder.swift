@@ -1,0 +1,1 @@
+// CapfiltWebDatasetTests: placeholder until its first test lands.

@@ -1,0 +1,1 @@
+// CapfiltWeightsTests: placeholder until its first test lands.
