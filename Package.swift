@@ -8,7 +8,7 @@
 //     -> CapfiltBLIP (vision/text towers, heads, generation)
 //     -> capfilt (command line)
 //   Leaves beside them: CapfiltImage (decode, Pillow-exact resize), CapfiltText (WordPiece),
-//   CapfiltWebDataset (tar shards).
+//   CapfiltWebDataset (tar shards), CapfiltDigest (SHA-256).
 import PackageDescription
 
 let package = Package(
@@ -31,10 +31,11 @@ let package = Package(
         ),
 
         .target(name: "CapfiltTensor", dependencies: ["COpenBLAS"]),
-        .target(name: "CapfiltWeights", dependencies: ["CapfiltTensor"]),
+        .target(name: "CapfiltWeights", dependencies: ["CapfiltTensor", "CapfiltDigest"]),
         .target(name: "CapfiltImage", dependencies: ["CImageCodecs"]),
         .target(name: "CapfiltText"),
-        .target(name: "CapfiltWebDataset"),
+        .target(name: "CapfiltDigest"),
+        .target(name: "CapfiltWebDataset", dependencies: ["CapfiltDigest"]),
         .target(
             name: "CapfiltBLIP",
             dependencies: ["CapfiltTensor", "CapfiltWeights", "CapfiltImage", "CapfiltText"]
@@ -51,6 +52,7 @@ let package = Package(
         .testTarget(name: "CapfiltWeightsTests", dependencies: ["CapfiltWeights", "CapfiltTensor"]),
         .testTarget(name: "CapfiltImageTests", dependencies: ["CapfiltImage"]),
         .testTarget(name: "CapfiltTextTests", dependencies: ["CapfiltText"]),
+        .testTarget(name: "CapfiltDigestTests", dependencies: ["CapfiltDigest"]),
         .testTarget(name: "CapfiltWebDatasetTests", dependencies: ["CapfiltWebDataset"]),
         .testTarget(name: "CapfiltBLIPTests", dependencies: ["CapfiltBLIP", "CapfiltTensor", "CapfiltWeights", "CapfiltImage", "CapfiltText"]),
         .testTarget(name: "CapfiltCLITests", dependencies: ["capfilt"]),

@@ -1,0 +1,1 @@
+// CapfiltDigest: placeholder until its first file lands.
