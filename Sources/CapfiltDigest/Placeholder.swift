@@ -1,1 +1,0 @@
-// CapfiltDigest: placeholder until its first file lands.

@@ -1,1 +1,0 @@
-// CapfiltWeights: placeholder until its first file lands.

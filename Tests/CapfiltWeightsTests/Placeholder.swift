@@ -1,1 +1,0 @@
-// CapfiltWeightsTests: placeholder until its first test lands.
