@@ -1,0 +1,63 @@
+// A read-only memory map of a whole checkpoint file: multi-GB weights are never copied into Swift arrays;
+// tensors are copied out of the map one at a time, on request.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// The bytes of a file, mapped read-only and private; unmapped when the last reference goes.
+///
+/// `@unchecked Sendable`: the mapping is never written, so sharing it across threads is safe.
+final class MappedFile: @unchecked Sendable {
+    /// The file, for messages.
+    let path: String
+    /// The whole file (count 0 for an empty file, which cannot be mapped).
+    let bytes: UnsafeRawBufferPointer
+
+    init(url: URL) throws {
+        path = url.path
+        let fd = open(url.path, O_RDONLY)
+        guard fd >= 0 else {
+            let reason = String(cString: strerror(errno))
+            throw WeightsError(.fileUnreadable, path: path, problem: "cannot open: \(reason)",
+                               fix: "Check that the file exists and is readable")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let reason = String(cString: strerror(errno))
+            throw WeightsError(.fileUnreadable, path: path, problem: "cannot stat: \(reason)",
+                               fix: "Check that the file exists and is readable")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw WeightsError(.fileUnreadable, path: path, problem: "not a regular file",
+                               fix: "Pass the weight file itself, or use CheckpointFolder for a folder")
+        }
+        let size = Int(info.st_size)
+        if size == 0 {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let address, address != UnsafeMutableRawPointer(bitPattern: -1) else {
+            let reason = String(cString: strerror(errno))
+            throw WeightsError(.fileUnreadable, path: path, problem: "cannot memory-map \(size) bytes: \(reason)",
+                               fix: "Check free address space and that the file system supports mmap")
+        }
+        bytes = UnsafeRawBufferPointer(start: address, count: size)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+    }
+
+    /// Reads a little-endian integer at `offset`; the caller has checked the range.
+    @inline(__always)
+    func load<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T {
+        T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
+    }
+}
