@@ -17,9 +17,21 @@ final class MappedFile: @unchecked Sendable {
     let path: String
     /// The whole file (count 0 for an empty file, which cannot be mapped).
     let bytes: UnsafeRawBufferPointer
+    /// True for a heap copy (tests feed thousands of mutated files without touching the disk).
+    private let isHeapCopy: Bool
+
+    /// A heap copy of `contents` posing as the file `path`.
+    init(contents: [UInt8], path: String) {
+        self.path = path
+        isHeapCopy = true
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: max(contents.count, 1), alignment: 16)
+        contents.withUnsafeBytes { memory.copyMemory(from: $0) }
+        bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(memory)[0..<contents.count])
+    }
 
     init(url: URL) throws {
         path = url.path
+        isHeapCopy = false
         let fd = open(url.path, O_RDONLY)
         guard fd >= 0 else {
             let reason = String(cString: strerror(errno))
@@ -52,7 +64,12 @@ final class MappedFile: @unchecked Sendable {
     }
 
     deinit {
-        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+        guard let base = bytes.baseAddress else { return }
+        if isHeapCopy {
+            base.deallocate()
+        } else {
+            munmap(UnsafeMutableRawPointer(mutating: base), bytes.count)
+        }
     }
 
     /// Reads a little-endian integer at `offset`; the caller has checked the range.

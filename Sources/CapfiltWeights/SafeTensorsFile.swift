@@ -19,8 +19,12 @@ public final class SafeTensorsFile: TensorSource {
 
     /// Opens and validates `url`: header length, JSON, every entry's dtype, shape and `data_offsets`
     /// (begin <= end, inside the file, size == elements x element size, no overlaps or holes).
-    public init(url: URL) throws {
-        let file = try MappedFile(url: url)
+    public convenience init(url: URL) throws {
+        try self.init(file: MappedFile(url: url))
+    }
+
+    /// Validates an already mapped file.
+    init(file: MappedFile) throws {
         let path = file.path
         self.file = file
         self.path = path

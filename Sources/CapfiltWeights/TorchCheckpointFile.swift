@@ -20,8 +20,12 @@ public final class TorchCheckpointFile: TensorSource {
 
     /// Opens `url`, reads the zip directory and the pickle, and checks that every tensor's view lies inside
     /// a storage entry of the right size. No tensor data is read until `float32Tensor` asks.
-    public init(url: URL) throws {
-        let file = try MappedFile(url: url)
+    public convenience init(url: URL) throws {
+        try self.init(file: MappedFile(url: url))
+    }
+
+    /// Reads an already mapped file.
+    init(file: MappedFile) throws {
         let path = file.path
         self.file = file
         self.path = path

@@ -96,6 +96,10 @@ struct ZipArchive: Sendable {
                                fix: Self.fixIfCorrupt)
         }
 
+        // Each central entry takes at least 46 bytes: a larger count is corrupt (and must not size an allocation).
+        guard entryCount <= directorySize / 46 else {
+            throw invalid("the end record claims \(entryCount) entries but the central directory has only \(directorySize) bytes")
+        }
         var entries: [ZipEntry] = []
         entries.reserveCapacity(entryCount)
         var position = directoryOffset

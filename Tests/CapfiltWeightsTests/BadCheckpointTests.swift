@@ -77,6 +77,14 @@ final class BadCheckpointTests: XCTestCase {
         let array = dir.appendingPathComponent("array.safetensors")
         try Data(bytes + header).write(to: array)
         assertWeightsError(.invalidHeader, mentions: ["an array"]) { try SafeTensorsFile(url: array) }
+        // A bare end-of-central-directory record claiming 65,535 entries in an empty directory.
+        let eocdOnly = dir.appendingPathComponent("eocd.bin")
+        try Data([0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).write(to: eocdOnly)
+        assertWeightsError(.invalidZip, mentions: ["65535 entries"]) { try TorchCheckpointFile(url: eocdOnly) }
+        // An empty but well-formed zip has no data.pkl.
+        let emptyZip = dir.appendingPathComponent("emptyzip.bin")
+        try Data([0x50, 0x4b, 0x05, 0x06] + [UInt8](repeating: 0, count: 18)).write(to: emptyZip)
+        assertWeightsError(.invalidZip, mentions: ["data.pkl"]) { try TorchCheckpointFile(url: emptyZip) }
     }
 
     // MARK: - torch zip
