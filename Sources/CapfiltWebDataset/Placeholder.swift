@@ -1,1 +1,0 @@
-// CapfiltWebDataset: placeholder until its first file lands.

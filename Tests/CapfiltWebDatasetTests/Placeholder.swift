@@ -1,1 +1,0 @@
-// CapfiltWebDatasetTests: placeholder until its first test lands.
