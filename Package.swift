@@ -8,7 +8,8 @@
 //     -> CapfiltBLIP (vision/text towers, heads, generation)
 //     -> capfilt (command line)
 //   Leaves beside them: CapfiltImage (decode, Pillow-exact resize), CapfiltText (WordPiece),
-//   CapfiltWebDataset (tar shards), CapfiltDigest (SHA-256).
+//   CapfiltWebDataset (tar shards), CapfiltDigest (SHA-256), CapfiltStore (SQLite),
+//   CapfiltCorpus (input readers).
 import PackageDescription
 
 let package = Package(
@@ -36,6 +37,8 @@ let package = Package(
         .target(name: "CapfiltText"),
         .target(name: "CapfiltDigest"),
         .target(name: "CapfiltWebDataset", dependencies: ["CapfiltDigest"]),
+        .target(name: "CapfiltStore", dependencies: ["CSQLite"]),
+        .target(name: "CapfiltCorpus", dependencies: ["CapfiltWebDataset"]),
         .target(
             name: "CapfiltBLIP",
             dependencies: ["CapfiltTensor", "CapfiltWeights", "CapfiltImage", "CapfiltText"]
@@ -54,6 +57,8 @@ let package = Package(
         .testTarget(name: "CapfiltTextTests", dependencies: ["CapfiltText"]),
         .testTarget(name: "CapfiltDigestTests", dependencies: ["CapfiltDigest"]),
         .testTarget(name: "CapfiltWebDatasetTests", dependencies: ["CapfiltWebDataset"]),
+        .testTarget(name: "CapfiltStoreTests", dependencies: ["CapfiltStore"]),
+        .testTarget(name: "CapfiltCorpusTests", dependencies: ["CapfiltCorpus", "CapfiltWebDataset"]),
         .testTarget(name: "CapfiltBLIPTests", dependencies: ["CapfiltBLIP", "CapfiltTensor", "CapfiltWeights", "CapfiltImage", "CapfiltText"]),
         .testTarget(name: "CapfiltCLITests", dependencies: ["capfilt"]),
     ],

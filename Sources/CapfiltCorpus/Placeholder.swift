@@ -1,0 +1,1 @@
+// CapfiltCorpus: placeholder until its first file lands.

@@ -1,0 +1,1 @@
+// CapfiltStore: placeholder until its first file lands.
