@@ -1,1 +1,0 @@
-// CapfiltText: placeholder until its first file lands.

@@ -1,1 +1,0 @@
-// CapfiltTextTests: placeholder until its first test lands.
