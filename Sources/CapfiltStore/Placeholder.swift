@@ -1,1 +1,0 @@
-// CapfiltStore: placeholder until its first file lands.
