@@ -1,0 +1,108 @@
+// The input half of a pipeline spec: which layout, which paths, which columns or member extensions. Plain data;
+// CorpusReader checks it once, up front, so a typo fails before hours of work rather than during them.
+
+/// What the pipeline spec says about the input corpus.
+public struct CorpusSpec: Sendable, Equatable {
+    /// The input layouts users have.
+    public enum Kind: String, Sendable, CaseIterable, Codable {
+        /// webdataset tar shards (img2dataset's `output_format="webdataset"`).
+        case webdataset
+        /// One JSON object per line.
+        case jsonl
+        /// Comma-separated values with a header row, RFC 4180 quoting.
+        case csv
+        /// Tab-separated values with a header row, no quoting (IANA text/tab-separated-values).
+        case tsv
+        /// A directory tree of images with optional caption sidecars (img2dataset's `output_format="files"`).
+        case folder
+    }
+
+    /// Input layout.
+    public var kind: Kind
+    /// Files, folders or brace patterns such as `"data/{00000..00099}.tar"`, relative to the spec's base directory
+    /// or absolute. For `webdataset`, a folder stands for its `.tar` files sorted by name; for the list kinds, a
+    /// folder stands for its `.jsonl` / `.csv` / `.tsv` files sorted by name; for `folder`, each path is a tree.
+    public var paths: [String]
+    /// List column holding the image path (relative to the list file's folder, or absolute).
+    public var imageColumn: String
+    /// List column holding the caption.
+    public var captionColumn: String
+    /// List column holding the sample key; nil derives keys from ordinals.
+    public var keyColumn: String?
+    /// Shard member extension, or folder sidecar extension, that holds the caption.
+    public var captionExtension: String
+    /// Image member or file extensions, most preferred first (a shard sample with both `.jpg` and `.png` members
+    /// uses the one listed first here). Compared case-insensitively.
+    public var imageExtensions: [String]
+
+    public init(kind: Kind, paths: [String], imageColumn: String = "image", captionColumn: String = "caption",
+                keyColumn: String? = nil, captionExtension: String = "txt",
+                imageExtensions: [String] = ["jpg", "jpeg", "png", "webp"]) {
+        self.kind = kind
+        self.paths = paths
+        self.imageColumn = imageColumn
+        self.captionColumn = captionColumn
+        self.keyColumn = keyColumn
+        self.captionExtension = captionExtension
+        self.imageExtensions = imageExtensions
+    }
+}
+
+/// The spec after validation: extensions lowercased and without leading dots.
+struct CorpusOptions: Sendable {
+    let kind: CorpusSpec.Kind
+    let imageColumn: String
+    let captionColumn: String
+    let keyColumn: String?
+    let captionExtension: String
+    /// Most preferred first, duplicates removed.
+    let imageExtensions: [String]
+    /// Bytes a shard member may have before the tar reader refuses it (and the sample's image goes missing).
+    let maxMemberSize: Int
+
+    init(_ spec: CorpusSpec, maxMemberSize: Int) throws(CorpusError) {
+        func normalized(_ ext: String) -> String {
+            String(ext.drop { $0 == "." }).lowercased()
+        }
+        kind = spec.kind
+        self.maxMemberSize = maxMemberSize
+        captionExtension = normalized(spec.captionExtension)
+        var seen = Set<String>()
+        imageExtensions = spec.imageExtensions.map(normalized).filter { seen.insert($0).inserted }
+        if spec.paths.isEmpty {
+            throw CorpusError(.invalidSpec, detail: "the corpus spec lists no input paths")
+        }
+        if imageExtensions.isEmpty || imageExtensions.contains("") {
+            throw CorpusError(.invalidSpec, detail: "imageExtensions \(spec.imageExtensions) must be non-empty "
+                + "extensions such as \"jpg\"")
+        }
+        if captionExtension.isEmpty {
+            throw CorpusError(.invalidSpec, detail: "captionExtension is empty; the default is \"txt\"")
+        }
+        if imageExtensions.contains(captionExtension) {
+            throw CorpusError(.invalidSpec, detail: "captionExtension \"\(captionExtension)\" is also listed in "
+                + "imageExtensions; a member cannot be both the image and the caption")
+        }
+        let columns = [("imageColumn", spec.imageColumn), ("captionColumn", spec.captionColumn),
+                       ("keyColumn", spec.keyColumn ?? "-")]
+        for (name, value) in columns where value.isEmpty {
+            throw CorpusError(.invalidSpec, detail: "\(name) is empty")
+        }
+        if spec.imageColumn == spec.captionColumn || spec.keyColumn == spec.imageColumn
+            || spec.keyColumn == spec.captionColumn {
+            throw CorpusError(.invalidSpec, detail: "imageColumn \"\(spec.imageColumn)\", captionColumn "
+                + "\"\(spec.captionColumn)\" and keyColumn \(spec.keyColumn.map { "\"\($0)\"" } ?? "nil") "
+                + "must name different columns")
+        }
+        imageColumn = spec.imageColumn
+        captionColumn = spec.captionColumn
+        keyColumn = spec.keyColumn
+    }
+
+    /// The lowercased extension after the last dot of a file name, if it is one of `imageExtensions`.
+    func imageExtension(ofFileName name: String) -> String? {
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return nil }
+        let ext = name[name.index(after: dot)...].lowercased()
+        return imageExtensions.contains(ext) ? ext : nil
+    }
+}

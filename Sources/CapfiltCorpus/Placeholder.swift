@@ -1,1 +1,0 @@
-// CapfiltCorpus: placeholder until its first file lands.

@@ -1,0 +1,113 @@
+// Samples from one webdataset shard, in tar order. A damaged shard is not an error for the run: the samples
+// before the damage come as usual, then one problem sample says where and why the rest was lost.
+
+import CapfiltWebDataset
+import Foundation
+
+/// One source of samples: a shard, a list file, a folder tree. Sources never throw; what goes wrong is a sample.
+protocol SampleSource: AnyObject {
+    /// The next sample, numbered `ordinal`, or nil when the source is exhausted.
+    func next(ordinal: Int) -> InputSample?
+}
+
+/// A source that yields one problem sample and ends: for an input refused before it is opened (a shard-folder
+/// member that is a symlink leading outside the folder).
+final class RefusedSource: SampleSource {
+    private let location: SampleLocation
+    private let reason: String
+    private var done = false
+
+    init(location: SampleLocation, reason: String) {
+        self.location = location
+        self.reason = reason
+    }
+
+    func next(ordinal: Int) -> InputSample? {
+        if done { return nil }
+        done = true
+        return .problem(ordinal: ordinal, key: "(refused source)", location: location, reason: reason,
+                        problem: "\(location.source): \(reason)")
+    }
+}
+
+/// Reads one shard through ``WebDatasetReader``.
+final class ShardSource: SampleSource {
+    private let display: String
+    private let path: String
+    private let options: CorpusOptions
+    private var reader: WebDatasetReader?
+    private var done = false
+
+    init(display: String, path: String, options: CorpusOptions) {
+        self.display = display
+        self.path = path
+        self.options = options
+    }
+
+    func next(ordinal: Int) -> InputSample? {
+        if done { return nil }
+        do {
+            let reader = try self.reader ?? WebDatasetReader(url: URL(fileURLWithPath: path),
+                                                             maxMemberSize: options.maxMemberSize)
+            self.reader = reader
+            guard let sample = try reader.nextSample() else {
+                done = true
+                self.reader = nil
+                return nil
+            }
+            return makeSample(sample, ordinal: ordinal)
+        } catch {
+            // The tar reader is finished after any error; this sample stands for everything after the damage.
+            done = true
+            reader = nil
+            return damageSample(error, ordinal: ordinal)
+        }
+    }
+
+    private func makeSample(_ sample: WebDatasetSample, ordinal: Int) -> InputSample {
+        var problems = sample.problems
+        let image: ImagePayload
+        if let ext = options.imageExtensions.first(where: { sample.members[$0] != nil }),
+           let bytes = sample.members[ext] {
+            image = .bytes(bytes, fileExtension: ext)
+        } else if sample.members.isEmpty {
+            image = .missing(reason: "no member of this sample was accepted (see problems)")
+        } else {
+            let found = sample.members.keys.sorted().map { "." + $0 }.joined(separator: ", ")
+            let wanted = options.imageExtensions.map { "." + $0 }.joined(separator: ", ")
+            image = .missing(reason: "no image member (found \(found)); expected one of \(wanted)")
+        }
+        let text = sample.members[options.captionExtension].map(TextField.decoding) ?? .missing
+        var metadata: [String: String] = [:]
+        if let json = sample.members["json"] {
+            if let raw = String(validating: json, as: UTF8.self) {
+                metadata["json"] = raw
+            } else {
+                problems.append(".json member is not valid UTF-8 (\(json.count) bytes); metadata dropped")
+            }
+        }
+        return InputSample(ordinal: ordinal, sourceKey: sample.key,
+                           location: SampleLocation(source: display, position: "offset \(sample.firstHeaderOffset)"),
+                           image: image, text: text, metadata: metadata, problems: problems)
+    }
+
+    private func damageSample(_ error: Error, ordinal: Int) -> InputSample {
+        let offset = (error as? TarError)?.offset
+        let position = offset.map { "offset \($0)" } ?? "offset 0"
+        let reason: String
+        switch (error as? TarError)?.kind {
+        case .cannotOpen?: reason = "the shard cannot be opened; none of its samples were read"
+        case .emptyArchive?: reason = "the shard is empty (0 bytes); none of its samples were read"
+        default: reason = "the shard is damaged at byte \(offset ?? 0); samples from there on were not read"
+        }
+        return InputSample.problem(ordinal: ordinal, key: "(damaged shard at byte \(offset ?? 0))",
+                                   location: SampleLocation(source: display, position: position), reason: reason,
+                                   problem: Self.describe(error, display: display))
+    }
+
+    /// The error's text with the shard named as the spec names it, so problem lines do not depend on the mount.
+    static func describe(_ error: Error, display: String) -> String {
+        guard let tar = error as? TarError else { return "\(display): \(error)" }
+        return TarError(tar.kind, path: display, offset: tar.offset, detail: tar.detail).description
+    }
+}
