@@ -29,6 +29,13 @@ static inline void cic_composite_on_white(uint8_t *out, uint32_t r, uint32_t g, 
         out[0] = out[1] = out[2] = 255;
         return;
     }
+    if (a == 255) {
+        // The formula below returns the source unchanged for a = 255 (checked for all 256 values).
+        out[0] = (uint8_t)r;
+        out[1] = (uint8_t)g;
+        out[2] = (uint8_t)b;
+        return;
+    }
     // Same integer steps as Pillow with dst = (255, 255, 255, 255) and 7 extra bits of precision.
     const uint32_t dst_a = 255, dst_c = 255;
     uint32_t blend = dst_a * (255 - a);

@@ -187,13 +187,7 @@ static inline void put_keyed(uint8_t *out, const row_converter *conv, uint8_t r,
 }
 
 static inline void put_alpha(uint8_t *out, uint8_t r, uint8_t g, uint8_t b, uint8_t a) {
-    if (a == 255) {
-        out[0] = r;
-        out[1] = g;
-        out[2] = b;
-    } else {
-        cic_composite_on_white(out, r, g, b, a);
-    }
+    cic_composite_on_white(out, r, g, b, a);
 }
 
 /// Converts one row as libpng delivers it (samples unpacked to one byte below 8 bits, 16-bit big-endian).

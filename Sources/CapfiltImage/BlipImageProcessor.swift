@@ -118,7 +118,7 @@ public struct BlipImageProcessorConfig: Sendable, Decodable, Equatable {
 
     /// Reads the config from a checkpoint folder the way transformers 5 does: the `image_processor` object of
     /// `processor_config.json` if there is one, otherwise `preprocessor_config.json`.
-    public static func load(folder: URL) throws -> BlipImageProcessorConfig {
+    public static func load(folder: URL) throws(ImageConfigError) -> BlipImageProcessorConfig {
         let processorFile = folder.appendingPathComponent("processor_config.json")
         let preprocessorFile = folder.appendingPathComponent("preprocessor_config.json")
         if let data = try? Data(contentsOf: processorFile) {
@@ -149,7 +149,7 @@ public struct BlipImageProcessorConfig: Sendable, Decodable, Equatable {
 }
 
 /// A checkpoint's image-processor config could not be read.
-public enum ImageConfigError: Error, CustomStringConvertible, Equatable {
+public enum ImageConfigError: Error, CustomStringConvertible, Equatable, Sendable {
     case missing(folder: String)
     case invalid(path: String, reason: String)
 
@@ -175,13 +175,12 @@ public struct BlipImageProcessor: Sendable {
     /// `config` must be valid (as `BlipImageProcessorConfig.load` guarantees): a Pillow filter number and
     /// 3 (or 1) means and stds.
     public init(config: BlipImageProcessorConfig) {
-        guard let filter = PillowResample.Filter(rawValue: config.resample) else {
-            preconditionFailure("resample \(config.resample) is not a Pillow convolution filter")
-        }
+        let filter = PillowResample.Filter(rawValue: config.resample)
+        precondition(filter != nil, "resample \(config.resample) is not a Pillow convolution filter")
         precondition(config.mean.count == 3 || config.mean.count == 1, "image_mean needs 1 or 3 values")
         precondition(config.std.count == 3 || config.std.count == 1, "image_std needs 1 or 3 values")
         self.config = config
-        self.filter = filter
+        self.filter = filter ?? .bicubic
         var table = [Float](repeating: 0, count: 3 * 256)
         for c in 0..<3 {
             let mean = config.mean[config.mean.count == 3 ? c : 0]
