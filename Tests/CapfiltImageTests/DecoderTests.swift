@@ -145,3 +145,34 @@ final class DecoderTests: XCTestCase {
         XCTAssertTrue(cases[4].description.contains("100000x100000"))
     }
 }
+
+final class DecoderConcurrencyTests: XCTestCase {
+    /// The C layer keeps no shared state: decoding every fixture from several threads at once gives the
+    /// same bytes as Pillow.
+    func testConcurrentDecodesAgree() throws {
+        let entries = Fixtures.manifest.decode
+        let inputs = try entries.map { try Fixtures.bytes($0.file) }
+        // Each iteration writes its own slot, so the unsynchronised buffer is race-free.
+        nonisolated(unsafe) let hashes = UnsafeMutableBufferPointer<String>.allocate(capacity: entries.count * 2)
+        hashes.initialize(repeating: "")
+        defer { hashes.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: entries.count * 2) { i in
+            let hash = (try? ImageDecoder.decodeRGB(inputs[i % entries.count])).map { fnv1a64($0.pixels) }
+            hashes[i] = hash ?? "error"
+        }
+        for (i, entry) in entries.enumerated() {
+            XCTAssertEqual(hashes[i], entry.rgbFNV1a64, entry.file)
+            XCTAssertEqual(hashes[i + entries.count], entry.rgbFNV1a64, entry.file)
+        }
+    }
+
+    /// The Data overloads accept slices whose indices do not start at zero.
+    func testDataSlices() throws {
+        let bytes = try Fixtures.bytes("png_la8_tiny.png")
+        let padded = Data([1, 2, 3] + bytes)
+        let slice = padded[3...]
+        XCTAssertEqual(ImageDecoder.sniff(slice), .png)
+        XCTAssertEqual(try ImageDecoder.readHeader(slice), ImageHeader(format: .png, width: 7, height: 5))
+        XCTAssertEqual(try ImageDecoder.decodeRGB(slice), try ImageDecoder.decodeRGB(bytes))
+    }
+}
