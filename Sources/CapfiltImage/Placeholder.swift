@@ -1,1 +1,0 @@
-// CapfiltImage: placeholder until its first file lands.

@@ -1,1 +1,0 @@
-// CapfiltImageTests: placeholder until its first test lands.
