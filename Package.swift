@@ -6,6 +6,7 @@
 //     -> CapfiltTensor (tensors, BLAS, fused ops)
 //     -> CapfiltWeights (safetensors, torch zip+pickle, strict loading)
 //     -> CapfiltBLIP (vision/text towers, heads, generation)
+//     -> CapfiltPipeline (spec, ledger, staged run, export)
 //     -> capfilt (command line)
 //   Leaves beside them: CapfiltImage (decode, Pillow-exact resize), CapfiltText (WordPiece),
 //   CapfiltWebDataset (tar shards), CapfiltDigest (SHA-256), CapfiltStore (SQLite),
@@ -20,6 +21,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // C libraries. Each is imported by exactly one Swift file.
@@ -43,10 +45,15 @@ let package = Package(
             name: "CapfiltBLIP",
             dependencies: ["CapfiltTensor", "CapfiltWeights", "CapfiltImage", "CapfiltText"]
         ),
+        .target(
+            name: "CapfiltPipeline",
+            dependencies: ["CapfiltBLIP", "CapfiltCorpus", "CapfiltStore", "CapfiltWebDataset", "CapfiltDigest",
+                           "CapfiltImage", .product(name: "Yams", package: "Yams")]
+        ),
         .executableTarget(
             name: "capfilt",
             dependencies: [
-                "CapfiltBLIP", "CapfiltImage", "CapfiltText",
+                "CapfiltBLIP", "CapfiltImage", "CapfiltText", "CapfiltPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -60,6 +67,7 @@ let package = Package(
         .testTarget(name: "CapfiltStoreTests", dependencies: ["CapfiltStore"]),
         .testTarget(name: "CapfiltCorpusTests", dependencies: ["CapfiltCorpus", "CapfiltWebDataset"]),
         .testTarget(name: "CapfiltBLIPTests", dependencies: ["CapfiltBLIP", "CapfiltTensor", "CapfiltWeights", "CapfiltImage", "CapfiltText"]),
+        .testTarget(name: "CapfiltPipelineTests", dependencies: ["CapfiltPipeline", "CapfiltStore", "CapfiltWebDataset"]),
         .testTarget(name: "CapfiltCLITests", dependencies: ["capfilt"]),
     ],
     swiftLanguageModes: [.v6]

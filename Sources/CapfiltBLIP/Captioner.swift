@@ -1,0 +1,257 @@
+// port of transformers' BlipForConditionalGeneration.generate with GenerationMixin's greedy, sampling and
+// beam-search loops (transformers 5.24, generation/utils.py), specialised to BLIP: the vision tower runs once
+// per image, cross-attention K/V once per image for all beams, self-attention K/V are cached.
+//
+// Dimensions: B images, K beams, R = B·K rows, V vocabulary, C text width, N image tokens, Dv vision width.
+import Foundation
+import CapfiltTensor
+import CapfiltWeights
+
+/// BLIP's image captioner: ViT + BERT decoder with cross-attention + LM head.
+public final class BLIPCaptioner: Sendable {
+    public let config: BLIPConfig
+    public let vision: VisionTransformer
+    let decoder: TextTransformer
+    let head: LanguageModelHead
+
+    /// Reads every tensor of a `BlipForConditionalGeneration` state dict, strictly.
+    public init(config: BLIPConfig, weights: StrictWeightReader) throws {
+        self.config = config
+        vision = try VisionTransformer(config: config.vision, weights: weights)
+        decoder = try TextTransformer(config: config.text, weights: weights, prefix: "text_decoder.bert.")
+        head = try LanguageModelHead(config: config.text, weights: weights, prefix: "text_decoder.cls.predictions.",
+                                     wordEmbeddings: decoder.wordEmbeddings)
+        guard decoder.hasCrossAttention else {
+            throw BLIPError.invalidConfig(path: "text_decoder", reason: "the decoder has no cross-attention weights")
+        }
+        try weights.finish(ignoring: { $0.hasSuffix(".position_ids") })
+    }
+
+    /// The decoder prompt transformers builds from the processor's ids: `[CLS] prompt [SEP]` with position 0
+    /// overwritten by [DEC] (bos) and the last token dropped. No prompt gives `[DEC]`.
+    public func decoderPrompt(encoded: [Int]?) -> [Int] {
+        guard let encoded, encoded.count >= 2 else { return [config.text.bosTokenId] }
+        var ids = Array(encoded.dropLast())
+        ids[0] = config.text.bosTokenId
+        return ids
+    }
+
+    /// Image embeddings `(B, N, Dv)` for `(B, 3, S, S)` pixel values.
+    public func imageEmbeddings(pixels: UnsafePointer<Float>, batch: Int) -> Tensor {
+        vision.forward(pixels: pixels, batch: batch)
+    }
+
+    /// Teacher-forced logits `(T, V)` for one image and a token sequence (forward() semantics: ids as given).
+    /// - imageEmbeds: `(N, Dv)` of one image.
+    public func logits(imageEmbeds: UnsafePointer<Float>, ids: [Int]) -> Tensor {
+        let image = decoder.imageKeyValues(imageEmbeds, tokens: config.vision.sequenceLength)
+        let cache = decoder.makeCache(rows: 1, capacity: ids.count)
+        let hidden = decoder.forward(ids: ids, rows: 1, tokens: ids.count, cache: cache, images: [image], causal: true)
+        return head.logits(hidden.data, rows: ids.count, ld: config.text.hiddenSize)
+    }
+
+    /// Captions for a batch of images, each exactly what `generate()` returns for that image alone:
+    /// the prompt ids, then the generated ids, with [SEP] when it was emitted.
+    ///
+    /// - imageEmbeddings: `(B, N, Dv)`.
+    /// - prompt: decoder prompt from `decoderPrompt(encoded:)`, shared by every image.
+    /// - seeds: one per image, used when sampling.
+    public func generate(imageEmbeddings: Tensor, prompt: [Int], options: GenerationOptions,
+                         seeds: [UInt64] = []) throws -> [[Int]] {
+        try options.validate()
+        let b = imageEmbeddings.dim(0), n = imageEmbeddings.dim(1), dv = imageEmbeddings.dim(2)
+        precondition(n == config.vision.sequenceLength && dv == config.vision.hiddenSize, "imageEmbeddings \(imageEmbeddings.shape)")
+        guard !prompt.isEmpty, prompt.allSatisfy({ $0 >= 0 && $0 < config.text.vocabSize }) else {
+            throw BLIPError.invalidArgument("the decoder prompt must be non-empty token ids below \(config.text.vocabSize)")
+        }
+        let maxLength = prompt.count + options.maxNewTokens
+        guard maxLength <= config.text.maxPositionEmbeddings else {
+            throw BLIPError.sequenceTooLong(length: maxLength, limit: config.text.maxPositionEmbeddings)
+        }
+        let images = (0..<b).map { decoder.imageKeyValues(imageEmbeddings.data + $0 * n * dv, tokens: n) }
+        if options.numBeams > 1 {
+            return (0..<b).map { beamSearch(image: images[$0], prompt: prompt, maxLength: maxLength, options: options) }
+        }
+        let seeds = seeds.count == b ? seeds : (0..<b).map { UInt64($0) }
+        return sampleOrGreedy(images: images, prompt: prompt, maxLength: maxLength, options: options, seeds: seeds)
+    }
+
+    // MARK: - Decoding loops
+
+    private var eos: Int { config.text.sepTokenId }
+
+    /// Penalties and length constraints (`_get_logits_processor`, first part), then the sampling warpers.
+    private func processors(_ options: GenerationOptions, sampling: Bool, minTokensToKeep: Int) -> [any LogitsProcessor] {
+        var list: [any LogitsProcessor] = []
+        if options.repetitionPenalty != 1 { list.append(RepetitionPenalty(penalty: options.repetitionPenalty)) }
+        if options.minNewTokens > 0 { list.append(MinNewTokens(minNewTokens: options.minNewTokens, eosTokenID: eos)) }
+        if sampling {
+            if options.temperature != 1 { list.append(Temperature(temperature: options.temperature)) }
+            if options.topK != 0 { list.append(TopK(k: options.topK, minTokensToKeep: minTokensToKeep)) }
+            if options.topP < 1 { list.append(TopP(p: options.topP, minTokensToKeep: minTokensToKeep)) }
+        }
+        return list
+    }
+
+    /// `_sample`: greedy argmax (first maximum) or a draw from the warped distribution, one row per image.
+    private func sampleOrGreedy(images: [Text.ImageKeyValues], prompt: [Int], maxLength: Int,
+                                options: GenerationOptions, seeds: [UInt64]) -> [[Int]] {
+        let r = images.count, v = config.text.vocabSize, c = config.text.hiddenSize
+        let procs = processors(options, sampling: options.doSample, minTokensToKeep: 1)
+        var rngs = seeds.map { RandomSource(seed: $0) }
+        var sequences = Array(repeating: prompt, count: r)
+        var finished = Array(repeating: false, count: r)
+        let cache = decoder.makeCache(rows: r, capacity: maxLength)
+        var input = Array(repeating: prompt, count: r).flatMap { $0 }
+        var tokens = prompt.count
+        while true {
+            let hidden = decoder.forward(ids: input, rows: r, tokens: tokens, cache: cache, images: images, causal: true)
+            // Only the last position of each row predicts the next token.
+            let logits = head.logits(hidden.data + (tokens - 1) * c, rows: r, ld: tokens * c)
+            input = []
+            for row in 0..<r {
+                if finished[row] { input.append(config.text.padTokenId); continue }
+                let scores = UnsafeMutableBufferPointer(start: logits.row(row), count: v)
+                let context = DecodingContext(tokens: sequences[row], promptLength: prompt.count)
+                for p in procs { p.process(scores, context: context) }
+                let next = options.doSample ? draw(scores, &rngs[row]) : argmax(scores)
+                sequences[row].append(next)
+                input.append(next)
+                if next == eos { finished[row] = true }
+            }
+            tokens = 1
+            if finished.allSatisfy({ $0 }) || cache.length + 1 >= maxLength { break }
+        }
+        return sequences
+    }
+
+    /// `_beam_search` for one image (results do not depend on the other images of a batch in transformers
+    /// either: every mask and stop condition there is per batch item).
+    private func beamSearch(image: Text.ImageKeyValues, prompt: [Int], maxLength: Int, options: GenerationOptions) -> [Int] {
+        let k = options.numBeams, v = config.text.vocabSize, c = config.text.hiddenSize
+        let keep = 2 * k  // beams_to_keep: one EOS id, so (1 + 1) · num_beams candidates
+        let promptLength = prompt.count
+        let procs = processors(options, sampling: false, minTokensToKeep: 1)
+        let lp = Double(options.lengthPenalty)
+
+        var running = Array(repeating: prompt, count: k)
+        var runningScores = [Float](repeating: -1e9, count: k)
+        runningScores[0] = 0
+        var finished = Array(repeating: [Int](), count: k)
+        var finishedScores = [Float](repeating: -1e9, count: k)
+        var isFinished = [Bool](repeating: false, count: k)
+        var heuristicUnsatisfied = true
+
+        let cache = decoder.makeCache(rows: k, capacity: maxLength)
+        let images = Array(repeating: image, count: k)
+        var input = running.flatMap { $0 }
+        var tokens = promptLength
+        var curLen = promptLength
+        let logProbs = Tensor(zeros: [k, v])
+        while true {
+            let hidden = decoder.forward(ids: input, rows: k, tokens: tokens, cache: cache, images: images, causal: true)
+            let logits = head.logits(hidden.data + (tokens - 1) * c, rows: k, ld: tokens * c)
+
+            // Accumulated log-probabilities of every (beam, token) continuation.
+            for beam in 0..<k {
+                let row = logProbs.row(beam)
+                Ops.logSoftmax(logits.row(beam), count: v, into: row)
+                let buffer = UnsafeMutableBufferPointer(start: row, count: v)
+                let context = DecodingContext(tokens: running[beam], promptLength: promptLength)
+                for p in procs { p.process(buffer, context: context) }
+                let base = runningScores[beam]
+                for j in 0..<v { row[j] += base }
+            }
+            let top = topCandidates(logProbs.data, count: k * v, keep: keep)  // (score, flat index), descending
+            let hits: [Bool] = top.map { $0.index % v == eos || curLen + 1 >= maxLength }
+
+            // Running beams: the best K candidates that did not stop (a stop costs -1e9, as in transformers).
+            let penalized: [Float] = (0..<keep).map { top[$0].score + (hits[$0] ? -1e9 : 0) }
+            let runningOrder = descendingOrder(penalized).prefix(k)
+            var parents: [Int] = [], nextRunning: [[Int]] = [], nextScores: [Float] = []
+            for i in runningOrder {
+                let beam = top[i].index / v
+                parents.append(beam)
+                nextRunning.append(running[beam] + [top[i].index % v])
+                nextScores.append(penalized[i])
+            }
+
+            // Finished hypotheses: candidates among the top K that hit a stop, scored by length.
+            let generated = Float(pow(Double(curLen + 1 - promptLength), lp))
+            let full = isFinished.allSatisfy { $0 } && options.earlyStopping == .always
+            var merged: [(score: Float, seq: [Int], done: Bool)] = (0..<k).map { (finishedScores[$0], finished[$0], isFinished[$0]) }
+            for i in 0..<keep {
+                var s = top[i].score / generated
+                if full { s += -1e9 }
+                if !heuristicUnsatisfied { s += -1e9 }
+                let justFinished = hits[i] && i < k
+                if !justFinished { s += -1e9 }
+                let beam = top[i].index / v
+                merged.append((s, running[beam] + [top[i].index % v], justFinished))
+            }
+            let best = descendingOrder(merged.map(\.score)).prefix(k)
+            finished = best.map { merged[$0].seq }
+            finishedScores = best.map { merged[$0].score }
+            isFinished = best.map { merged[$0].done }
+
+            running = nextRunning
+            runningScores = nextScores
+            cache.reorder(parents)
+            curLen += 1
+
+            // _check_early_stop_heuristic
+            let hypothetical = options.earlyStopping == .never && lp > 0 ? maxLength - promptLength : curLen - promptLength
+            let bestPossible = runningScores[0] / Float(pow(Double(hypothetical), lp))
+            let worstFinished = finishedScores.min() ?? -1e9
+            heuristicUnsatisfied = heuristicUnsatisfied && isFinished.contains { bestPossible > ($0 ? worstFinished : -1e9) }
+            let openBeam = !(isFinished.allSatisfy { $0 } && options.earlyStopping == .always)
+            let validContinuations = !hits.allSatisfy { $0 }
+            if !(heuristicUnsatisfied && openBeam && validContinuations) { break }
+
+            input = running.map { $0.last ?? config.text.padTokenId }
+            tokens = 1
+        }
+        return finished[0]
+    }
+
+    /// Indices of `values` from largest to smallest, ties by lower index (torch.topk's order on the CPU).
+    private func descendingOrder(_ values: [Float]) -> [Int] {
+        values.indices.sorted { (a: Int, b: Int) -> Bool in
+            values[a] > values[b] || (values[a] == values[b] && a < b)
+        }
+    }
+
+    private func argmax(_ scores: UnsafeMutableBufferPointer<Float>) -> Int {
+        var best = 0
+        for i in 1..<scores.count where scores[i] > scores[best] { best = i }
+        return best
+    }
+
+    /// One draw from softmax(scores) (what `torch.multinomial` does, with our own seeded generator).
+    private func draw(_ scores: UnsafeMutableBufferPointer<Float>, _ rng: inout RandomSource) -> Int {
+        Softmax.inPlace(scores)
+        let u = rng.nextUnit()
+        var cumulative = 0.0, last = 0
+        for i in scores.indices where scores[i] > 0 {
+            cumulative += Double(scores[i])
+            last = i
+            if u < cumulative { return i }
+        }
+        return last
+    }
+
+    /// The `keep` largest of `count` scores, descending, ties broken by lower index (as torch.topk on CPU).
+    private func topCandidates(_ scores: UnsafePointer<Float>, count: Int, keep: Int) -> [(score: Float, index: Int)] {
+        var top: [(score: Float, index: Int)] = []
+        top.reserveCapacity(keep + 1)
+        for i in 0..<count {
+            let s = scores[i]
+            if top.count == keep, let last = top.last, !(s > last.score) { continue }
+            var pos = top.count
+            while pos > 0 && top[pos - 1].score < s { pos -= 1 }
+            top.insert((s, i), at: pos)
+            if top.count > keep { top.removeLast() }
+        }
+        return top
+    }
+}

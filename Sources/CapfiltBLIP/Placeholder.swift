@@ -1,1 +1,0 @@
-// CapfiltBLIP: placeholder until its first file lands.

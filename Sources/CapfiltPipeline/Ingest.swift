@@ -1,0 +1,167 @@
+// Ingest and decode: an input sample becomes a ledger row (checks, image hash, web-text problems) and, when
+// its image is usable, the pixel tensors of both models. Every problem is a status and a reason, never an
+// exception: the run goes on.
+import CapfiltBLIP
+import CapfiltCorpus
+import CapfiltDigest
+import CapfiltImage
+import Foundation
+
+/// Reason codes recorded in the ledger, the manifests and the stats. Stable: users filter on them.
+public enum Reason {
+    public static let imageMissing = "image_missing"
+    public static let imageEmpty = "image_empty"
+    public static let imageUnreadable = "image_unreadable"
+    public static let imageTooManyBytes = "image_too_many_bytes"
+    public static let imageUnsupported = "image_unsupported_format"
+    public static let imageTooLarge = "image_too_large"
+    public static let imageCorrupt = "image_corrupt"
+    public static let duplicateImage = "duplicate_image"
+    public static let duplicateKey = "duplicate_key"
+    public static let noTextMatched = "no_text_matched"
+}
+
+/// A sample ready for the model stages: its row, and pixel values `(3, S, S)` per model.
+struct IngestedSample {
+    var record: SampleRecord
+    var captionPixels: [Float]?
+    var filterPixels: [Float]?
+}
+
+struct Ingestor {
+    let spec: PipelineSpec
+    let captionFolder: ModelFolder
+    let filterFolder: ModelFolder
+
+    /// Output key of the n-th input sample: zero-padded, img2dataset style, never containing a dot.
+    static func key(_ ordinal: Int) -> String {
+        let digits = String(ordinal)
+        return digits.count >= 9 ? digits : String(repeating: "0", count: 9 - digits.count) + digits
+    }
+
+    /// Reads and checks a new sample. `earlier` finds an earlier sample with the same image bytes or key
+    /// (the ledger plus the rows of the current batch).
+    func ingest(_ input: InputSample, duplicateImage: (String) throws -> SampleRecord?,
+                duplicateKey: (String, String) throws -> Int?) throws -> IngestedSample {
+        var record = SampleRecord(ordinal: input.ordinal, key: Self.key(input.ordinal), sourceKey: input.sourceKey,
+                                  source: input.location.source, position: input.location.position,
+                                  stage: .ingested, status: .pending)
+        (record.webText, record.webTextProblem) = checkText(input.text)
+        let problems = input.problems.isEmpty ? nil : input.problems.joined(separator: "; ")
+        func fail(_ reason: String, _ detail: String) -> IngestedSample {
+            record.stage = .done
+            record.status = .failed
+            record.reason = reason
+            record.detail = [detail, problems].compactMap { $0 }.joined(separator: "; ")
+            return IngestedSample(record: record)
+        }
+
+        if let first = try duplicateKey(record.source, record.sourceKey) {
+            return fail(Reason.duplicateKey, "the key \"\(record.sourceKey)\" already appeared in \(record.source) (sample \(Self.key(first)))")
+        }
+        let bytes: [UInt8]
+        switch CorpusReader.readImage(input.image, maxBytes: spec.limits.maxImageBytes) {
+        case .success(let (data, _)): bytes = data
+        case .failure(let failure): return fail(Self.reason(failure), String(describing: failure))
+        }
+        record.imageBytes = bytes.count
+        record.imageSHA256 = SHA256.hex(SHA256.hash(bytes))
+
+        // Header first: an absurd size is refused before any pixel is decoded.
+        let header: ImageHeader
+        do {
+            header = try bytes.withUnsafeBytes { try ImageDecoder.readHeader($0) }
+        } catch {
+            return fail(Self.reason(error), String(describing: error))
+        }
+        record.imageFormat = header.format.rawValue
+        record.width = header.width
+        record.height = header.height
+        if header.width > spec.limits.maxImageSide || header.height > spec.limits.maxImageSide
+            || header.width * header.height > spec.limits.maxImagePixels {
+            return fail(Reason.imageTooLarge, "\(header.width)×\(header.height) is over the limits (max side \(spec.limits.maxImageSide), max pixels \(spec.limits.maxImagePixels)); raise limits in the spec to accept it")
+        }
+
+        if let sha = record.imageSHA256, let first = try duplicateImage(sha) {
+            record.duplicateOf = first.ordinal
+            if spec.duplicates == .drop || first.status == .failed {
+                record.stage = .done
+                record.status = first.status == .failed ? .failed : .duplicate
+                record.reason = first.status == .failed ? first.reason : Reason.duplicateImage
+                record.detail = "same image bytes as sample \(first.key)"
+                return IngestedSample(record: record)
+            }
+        }
+
+        do {
+            let image = try ImageDecoder.decodeRGB(bytes, limits: imageLimits)
+            let captionPixels = captionFolder.imageProcessor.pixelValues(image)
+            let filterPixels = filterFolder.imageProcessor.config == captionFolder.imageProcessor.config
+                ? captionPixels : filterFolder.imageProcessor.pixelValues(image)
+            return IngestedSample(record: record, captionPixels: captionPixels, filterPixels: filterPixels)
+        } catch {
+            return fail(Self.reason(error), String(describing: error))
+        }
+    }
+
+    /// Decodes a sample ingested by an earlier, interrupted run (its checks are in the ledger already).
+    func redecode(_ record: SampleRecord, input: InputSample) -> IngestedSample {
+        guard case .success(let (bytes, _)) = CorpusReader.readImage(input.image, maxBytes: spec.limits.maxImageBytes),
+              let image = try? ImageDecoder.decodeRGB(bytes, limits: imageLimits) else {
+            // The input changed under the run: record it rather than guess.
+            var failed = record
+            failed.stage = .done
+            failed.status = .failed
+            failed.reason = Reason.imageUnreadable
+            failed.detail = "the image decoded in an earlier attempt of this run but not now: the input changed"
+            return IngestedSample(record: failed)
+        }
+        let captionPixels = captionFolder.imageProcessor.pixelValues(image)
+        let filterPixels = filterFolder.imageProcessor.config == captionFolder.imageProcessor.config
+            ? captionPixels : filterFolder.imageProcessor.pixelValues(image)
+        return IngestedSample(record: record, captionPixels: captionPixels, filterPixels: filterPixels)
+    }
+
+    private var imageLimits: ImageLimits {
+        var limits = ImageLimits.default
+        limits.maxPixels = spec.limits.maxImagePixels
+        limits.maxWidth = spec.limits.maxImageSide
+        limits.maxHeight = spec.limits.maxImageSide
+        return limits
+    }
+
+    /// The web text, or why it cannot be used.
+    func checkText(_ field: TextField) -> (String?, String?) {
+        switch field {
+        case .missing: return (nil, "missing")
+        case .invalidUTF8: return (nil, "invalid_utf8")
+        case .text(let text):
+            if text.isEmpty { return (nil, "empty") }
+            if text.unicodeScalars.allSatisfy({ $0.properties.isWhitespace || $0.properties.generalCategory == .control }) {
+                return (nil, "whitespace_only")
+            }
+            if text.count > spec.limits.maxTextCharacters { return (nil, "too_long") }
+            return (text, nil)
+        }
+    }
+
+    static func reason(_ failure: Any) -> String {
+        if let e = failure as? ImageReadFailure {
+            switch e {
+            case .missing, .notFound: return Reason.imageMissing
+            case .empty: return Reason.imageEmpty
+            case .tooLarge: return Reason.imageTooManyBytes
+            case .notARegularFile, .permissionDenied, .readFailed: return Reason.imageUnreadable
+            }
+        }
+        if let e = failure as? ImageError {
+            switch e.kind {
+            case .empty: return Reason.imageEmpty
+            case .unsupportedFormat: return Reason.imageUnsupported
+            case .tooLarge: return Reason.imageTooLarge
+            default: return Reason.imageCorrupt
+            }
+        }
+        return Reason.imageCorrupt
+    }
+}

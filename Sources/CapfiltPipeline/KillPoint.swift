@@ -1,0 +1,26 @@
+// Fault injection for the crash tests: with CAPFILT_KILL_AT=<point>#<n> in the environment, the process
+// SIGKILLs itself the n-th time it passes <point>. Points sit between the writes that must be atomic
+// together, so the tests can prove a kill anywhere loses and duplicates nothing. Without the variable this
+// is one dictionary lookup.
+import Foundation
+
+enum KillPoint {
+    private static let target: (name: String, count: Int)? = {
+        guard let spec = ProcessInfo.processInfo.environment["CAPFILT_KILL_AT"] else { return nil }
+        let parts = spec.split(separator: "#")
+        guard parts.count == 2, let n = Int(parts[1]) else { return nil }
+        return (String(parts[0]), n)
+    }()
+    nonisolated(unsafe) private static var hits = 0
+    private static let lock = NSLock()
+
+    /// Passes the point named `name`.
+    static func pass(_ name: String) {
+        guard let target, target.name == name else { return }
+        lock.lock()
+        hits += 1
+        let now = hits
+        lock.unlock()
+        if now == target.count { kill(getpid(), SIGKILL) }
+    }
+}

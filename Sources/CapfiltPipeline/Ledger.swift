@@ -1,0 +1,368 @@
+// The run ledger: one SQLite database (WAL, synchronous=FULL, one connection) holding a row per input sample
+// and every stage's outcome. A stage's results for a batch are committed in one IMMEDIATE transaction, so a
+// run killed at any instant resumes from the last committed batch of each stage.
+import CapfiltStore
+import Foundation
+
+/// Where a sample is in the pipeline. Stages only move forward.
+public enum SampleStage: String, Sendable, Codable {
+    /// Read, checked, decodable; waiting for captions.
+    case ingested
+    /// Synthetic captions recorded; waiting for the filter.
+    case captioned
+    /// Final: kept, filtered, failed or duplicate.
+    case done
+}
+
+/// The final outcome of a sample.
+public enum SampleStatus: String, Sendable, Codable, CaseIterable {
+    case pending, kept, filtered, failed, duplicate
+}
+
+/// One synthetic caption and how the filter judged it.
+public struct SyntheticCaption: Sendable, Equatable, Codable {
+    public var text: String
+    public var tokenIDs: [Int]
+    public var itm: Float?
+    public var itc: Float?
+    public var kept: Bool?
+
+    enum CodingKeys: String, CodingKey { case text, tokenIDs = "token_ids", itm, itc, kept }
+}
+
+/// The web text's checks and scores.
+public struct WebTextScore: Sendable, Equatable, Codable {
+    public var itm: Float
+    public var itc: Float
+    public var kept: Bool
+}
+
+/// A ledger row.
+public struct SampleRecord: Sendable, Equatable {
+    public var ordinal: Int
+    public var key: String
+    public var sourceKey: String
+    public var source: String
+    public var position: String
+    /// The web text, or nil when unusable (see `webTextProblem`).
+    public var webText: String?
+    /// Why the web text cannot be used: missing, empty, whitespace_only, invalid_utf8, too_long.
+    public var webTextProblem: String?
+    public var imageSHA256: String?
+    public var imageFormat: String?
+    public var imageBytes: Int?
+    public var width: Int?
+    public var height: Int?
+    public var stage: SampleStage
+    public var status: SampleStatus
+    /// Machine-readable reason for failed / filtered / duplicate (e.g. `image_corrupt`).
+    public var reason: String?
+    /// Human-readable detail (the decoder's message, the duplicate's key...).
+    public var detail: String?
+    public var duplicateOf: Int?
+    public var captions: [SyntheticCaption] = []
+    public var webScore: WebTextScore?
+    public var mainCaption: String?
+    /// "web" or "synthetic".
+    public var mainCaptionSource: String?
+}
+
+public final class Ledger: @unchecked Sendable {
+    public static let schemaVersion = 1
+    public let path: String
+    private let db: Database
+    private let lock = NSLock()
+
+    static let migrations: [Migration] = [
+        Migration("001_create", """
+            CREATE TABLE run (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                schema_version INTEGER NOT NULL,
+                spec_fingerprint TEXT NOT NULL,
+                spec_yaml TEXT NOT NULL,
+                spec_path TEXT NOT NULL,
+                captioner_sha256 TEXT NOT NULL,
+                filter_sha256 TEXT NOT NULL
+            );
+            CREATE TABLE samples (
+                ordinal INTEGER PRIMARY KEY,
+                key TEXT NOT NULL UNIQUE,
+                source_key TEXT NOT NULL,
+                source TEXT NOT NULL,
+                position TEXT NOT NULL,
+                web_text TEXT,
+                web_text_problem TEXT,
+                image_sha256 TEXT,
+                image_format TEXT,
+                image_bytes INTEGER,
+                width INTEGER,
+                height INTEGER,
+                stage TEXT NOT NULL,
+                status TEXT NOT NULL,
+                reason TEXT,
+                detail TEXT,
+                duplicate_of INTEGER REFERENCES samples(ordinal),
+                captions TEXT NOT NULL DEFAULT '[]',
+                web_score TEXT,
+                main_caption TEXT,
+                main_caption_source TEXT
+            );
+            CREATE INDEX samples_by_image ON samples(image_sha256);
+            CREATE INDEX samples_by_source_key ON samples(source, source_key);
+            CREATE TABLE shards (
+                shard INTEGER PRIMARY KEY,
+                first_ordinal INTEGER NOT NULL,
+                last_ordinal INTEGER NOT NULL,
+                samples INTEGER NOT NULL,
+                kept INTEGER NOT NULL,
+                tar_bytes INTEGER NOT NULL,
+                tar_sha256 TEXT NOT NULL,
+                manifest_sha256 TEXT NOT NULL,
+                stats_sha256 TEXT NOT NULL
+            );
+            CREATE TABLE export_state (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                complete INTEGER NOT NULL,
+                run_manifest_sha256 TEXT
+            );
+            """),
+    ]
+
+    /// Opens an existing run's ledger without creating one.
+    public static func open(runFolder: URL) throws -> Ledger {
+        let url = runFolder.appendingPathComponent(PipelineRun.ledgerName)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw PipelineError("\(runFolder.path) is not a capfilt run folder (no \(PipelineRun.ledgerName)). Give the output folder of a `capfilt run`.")
+        }
+        return try Ledger(path: url.path)
+    }
+
+    /// Opens (creating if needed) the ledger at `path`.
+    public init(path: String) throws {
+        self.path = path
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        if !FileManager.default.fileExists(atPath: dir) {
+            throw PipelineError("\(dir) does not exist: give the run's output folder")
+        }
+        db = try Database(path: path, durability: .full)
+        try db.migrate(Self.migrations)
+    }
+
+    // MARK: - Run identity
+
+    public struct RunIdentity: Sendable, Equatable {
+        public var specFingerprint: String
+        public var specYAML: String
+        /// Where the spec was read from: its folder anchors the spec's relative paths.
+        public var specPath: String
+        public var captionerSHA256: String
+        public var filterSHA256: String
+    }
+
+    /// The identity recorded when the run was created, or nil for a new ledger.
+    public func identity() throws -> RunIdentity? {
+        try locked {
+            guard let row = try db.queryOne("SELECT spec_fingerprint, spec_yaml, spec_path, captioner_sha256, filter_sha256 FROM run WHERE id = 1") else { return nil }
+            return RunIdentity(specFingerprint: row["spec_fingerprint"] ?? "", specYAML: row["spec_yaml"] ?? "", specPath: row["spec_path"] ?? "",
+                               captionerSHA256: row["captioner_sha256"] ?? "", filterSHA256: row["filter_sha256"] ?? "")
+        }
+    }
+
+    public func recordIdentity(_ id: RunIdentity) throws {
+        try locked {
+            try db.write { db in
+                try db.execute("INSERT INTO run (id, schema_version, spec_fingerprint, spec_yaml, spec_path, captioner_sha256, filter_sha256) VALUES (1, ?, ?, ?, ?, ?, ?)",
+                               [.integer(Int64(Self.schemaVersion)), .text(id.specFingerprint), .text(id.specYAML), .text(id.specPath),
+                                .text(id.captionerSHA256), .text(id.filterSHA256)])
+            }
+        }
+    }
+
+    // MARK: - Samples
+
+    /// Rows with ordinals in `range`, in order.
+    public func samples(in range: Range<Int>) throws -> [SampleRecord] {
+        try locked {
+            try db.query("SELECT * FROM samples WHERE ordinal >= ? AND ordinal < ? ORDER BY ordinal",
+                         [.integer(Int64(range.lowerBound)), .integer(Int64(range.upperBound))]).map(Self.record)
+        }
+    }
+
+    /// Every row, in order, handed to `body` one at a time (the export's merge with the input stream).
+    public func forEachSample(from ordinal: Int = 0, _ body: (SampleRecord) throws -> Void) throws {
+        let pageSize = 4096
+        guard let last = try maxOrdinal() else { return }
+        var next = ordinal
+        while next <= last {
+            for record in try samples(in: next..<(next + pageSize)) { try body(record) }
+            next += pageSize
+        }
+    }
+
+    public func maxOrdinal() throws -> Int? {
+        try locked { try db.scalar("SELECT MAX(ordinal) FROM samples", as: Int.self) }
+    }
+
+    /// The first earlier sample with these image bytes.
+    public func firstSample(withImage sha256: String, before ordinal: Int) throws -> SampleRecord? {
+        try locked {
+            try db.queryOne("SELECT * FROM samples WHERE image_sha256 = ? AND ordinal < ? AND status != 'duplicate' ORDER BY ordinal LIMIT 1",
+                            [.text(sha256), .integer(Int64(ordinal))]).map(Self.record)
+        }
+    }
+
+    /// The first earlier sample of the same source with the same key.
+    public func firstSample(source: String, sourceKey: String, before ordinal: Int) throws -> Int? {
+        try locked {
+            try db.scalar("SELECT ordinal FROM samples WHERE source = ? AND source_key = ? AND ordinal < ? ORDER BY ordinal LIMIT 1",
+                          [.text(source), .text(sourceKey), .integer(Int64(ordinal))], as: Int.self)
+        }
+    }
+
+    /// Inserts new rows or replaces existing ones, all in one transaction: a stage's commit for a batch.
+    public func commit(_ records: [SampleRecord]) throws {
+        guard !records.isEmpty else { return }
+        try locked {
+            try db.write { db in
+                let statement = try db.prepare("""
+                    INSERT OR REPLACE INTO samples (ordinal, key, source_key, source, position, web_text, web_text_problem,
+                        image_sha256, image_format, image_bytes, width, height, stage, status, reason, detail, duplicate_of,
+                        captions, web_score, main_caption, main_caption_source)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+                for r in records { try statement.run(Self.values(r)) }
+            }
+        }
+    }
+
+    // MARK: - Shards
+
+    public struct ShardRecord: Sendable, Equatable {
+        public var shard: Int
+        public var firstOrdinal: Int
+        public var lastOrdinal: Int
+        public var samples: Int
+        public var kept: Int
+        public var tarBytes: Int
+        public var tarSHA256: String
+        public var manifestSHA256: String
+        public var statsSHA256: String
+    }
+
+    public func shards() throws -> [ShardRecord] {
+        try locked {
+            try db.query("SELECT * FROM shards ORDER BY shard").map { row in
+                ShardRecord(shard: row["shard"] ?? 0, firstOrdinal: row["first_ordinal"] ?? 0, lastOrdinal: row["last_ordinal"] ?? 0,
+                            samples: row["samples"] ?? 0, kept: row["kept"] ?? 0, tarBytes: row["tar_bytes"] ?? 0,
+                            tarSHA256: row["tar_sha256"] ?? "", manifestSHA256: row["manifest_sha256"] ?? "",
+                            statsSHA256: row["stats_sha256"] ?? "")
+            }
+        }
+    }
+
+    public func recordShard(_ s: ShardRecord) throws {
+        try locked {
+            try db.write { db in
+                try db.execute("INSERT OR REPLACE INTO shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               [.integer(Int64(s.shard)), .integer(Int64(s.firstOrdinal)), .integer(Int64(s.lastOrdinal)),
+                                .integer(Int64(s.samples)), .integer(Int64(s.kept)), .integer(Int64(s.tarBytes)),
+                                .text(s.tarSHA256), .text(s.manifestSHA256), .text(s.statsSHA256)])
+            }
+        }
+    }
+
+    /// Forgets the export (a re-export starts from shard 0).
+    public func clearExport() throws {
+        try locked { try db.write { db in try db.execute("DELETE FROM shards; DELETE FROM export_state;") } }
+    }
+
+    public func exportComplete() throws -> Bool {
+        try locked { (try db.scalar("SELECT complete FROM export_state WHERE id = 1", as: Int.self) ?? 0) == 1 }
+    }
+
+    public func markExportComplete(runManifestSHA256: String) throws {
+        try locked {
+            try db.write { db in
+                try db.execute("INSERT OR REPLACE INTO export_state (id, complete, run_manifest_sha256) VALUES (1, 1, ?)",
+                               [.text(runManifestSHA256)])
+            }
+        }
+    }
+
+    // MARK: - Counts
+
+    /// (stage, status, reason) → count, for `capfilt status` and the stats files.
+    public func histogram() throws -> [(stage: String, status: String, reason: String?, count: Int)] {
+        try locked {
+            try db.query("SELECT stage, status, reason, COUNT(*) AS n FROM samples GROUP BY stage, status, reason ORDER BY stage, status, reason")
+                .map { (stage: $0["stage"] ?? "", status: $0["status"] ?? "", reason: $0["reason"], count: $0["n"] ?? 0) }
+        }
+    }
+
+    /// Web-text problems → count.
+    public func webTextProblems() throws -> [(problem: String, count: Int)] {
+        try locked {
+            try db.query("SELECT web_text_problem AS p, COUNT(*) AS n FROM samples WHERE web_text_problem IS NOT NULL GROUP BY p ORDER BY p")
+                .map { (problem: $0["p"] ?? "", count: $0["n"] ?? 0) }
+        }
+    }
+
+    public func checkpoint() throws { try locked { try db.checkpoint() } }
+
+    // MARK: - Row mapping
+
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    private static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }()
+
+    private static func values(_ r: SampleRecord) throws -> [SQLValue] {
+        func text(_ s: String?) -> SQLValue { s.map { .text($0) } ?? .null }
+        func int(_ i: Int?) -> SQLValue { i.map { .integer(Int64($0)) } ?? .null }
+        let captions = String(decoding: try encoder.encode(r.captions), as: UTF8.self)
+        let web = try r.webScore.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+        return [.integer(Int64(r.ordinal)), .text(r.key), .text(r.sourceKey), .text(r.source), .text(r.position),
+                text(r.webText), text(r.webTextProblem), text(r.imageSHA256), text(r.imageFormat), int(r.imageBytes),
+                int(r.width), int(r.height), .text(r.stage.rawValue), .text(r.status.rawValue), text(r.reason), text(r.detail),
+                int(r.duplicateOf), .text(captions), text(web), text(r.mainCaption), text(r.mainCaptionSource)]
+    }
+
+    private static func record(_ row: Row) throws -> SampleRecord {
+        let decoder = JSONDecoder()
+        let captionsJSON: String = row["captions"] ?? "[]"
+        let webJSON: String? = row["web_score"]
+        return SampleRecord(
+            ordinal: row["ordinal"] ?? 0, key: row["key"] ?? "", sourceKey: row["source_key"] ?? "",
+            source: row["source"] ?? "", position: row["position"] ?? "", webText: row["web_text"],
+            webTextProblem: row["web_text_problem"], imageSHA256: row["image_sha256"], imageFormat: row["image_format"],
+            imageBytes: row["image_bytes"], width: row["width"], height: row["height"],
+            stage: SampleStage(rawValue: row["stage"] ?? "") ?? .ingested,
+            status: SampleStatus(rawValue: row["status"] ?? "") ?? .pending,
+            reason: row["reason"], detail: row["detail"], duplicateOf: row["duplicate_of"],
+            captions: try decoder.decode([SyntheticCaption].self, from: Data(captionsJSON.utf8)),
+            webScore: try webJSON.map { try decoder.decode(WebTextScore.self, from: Data($0.utf8)) },
+            mainCaption: row["main_caption"], mainCaptionSource: row["main_caption_source"])
+    }
+}
+
+extension Ledger {
+    /// How many texts the filter scored and kept.
+    public func filterRates() throws -> (webScored: Int, webKept: Int, syntheticScored: Int, syntheticKept: Int) {
+        var rates = (webScored: 0, webKept: 0, syntheticScored: 0, syntheticKept: 0)
+        try forEachSample { r in
+            if let w = r.webScore { rates.webScored += 1; if w.kept { rates.webKept += 1 } }
+            for c in r.captions where c.itm != nil {
+                rates.syntheticScored += 1
+                if c.kept == true { rates.syntheticKept += 1 }
+            }
+        }
+        return rates
+    }
+}

@@ -1,0 +1,98 @@
+// The non-GEMM ops of a transformer, each a plain loop over rows, written to reproduce PyTorch's fp32
+// results (statistics accumulated in Double so the rounding is at least as good as torch's).
+import Foundation
+
+public enum Ops {
+    /// `y = x · Wᵀ + b`, the PyTorch `nn.Linear` layout.
+    ///
+    /// - x: `(M, K)` rows with leading dimension `ldx` (≥ K), so column slices of a wider buffer work.
+    /// - weight: `(N, K)`, stored [out, in] as PyTorch does.
+    /// - bias: `(N)` or nil.
+    /// - y: `(M, N)` with leading dimension `ldy`.
+    /// - accumulate: add into `y` (a fused residual) instead of overwriting it.
+    public static func linear(
+        _ x: UnsafePointer<Float>, rows m: Int, ldx: Int,
+        weight: Tensor, bias: Tensor?,
+        into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false
+    ) {
+        let n = weight.dim(0), k = weight.dim(1)
+        precondition(ldx >= k && ldy >= n, "linear: leading dimensions too small")
+        // W is (N, K) row-major; we need x · Wᵀ, so B = W with transB.
+        BLAS.gemm(transB: true, m: m, n: n, k: k,
+                  a: x, lda: ldx, b: weight.data, ldb: k,
+                  beta: accumulate ? 1 : 0, c: y, ldc: ldy)
+        if let bias {
+            precondition(bias.count == n, "linear: bias \(bias.shape) for \(n) outputs")
+            for i in 0..<m {
+                let row = y + i * ldy
+                for j in 0..<n { row[j] += bias.data[j] }
+            }
+        }
+    }
+
+    /// Row-wise LayerNorm with biased variance, as `torch.nn.LayerNorm`: `(x − μ) / sqrt(σ² + eps) · γ + β`.
+    /// - x, y: `(M, C)`, may alias.
+    public static func layerNorm(
+        _ x: UnsafePointer<Float>, rows m: Int, width c: Int,
+        gamma: Tensor, beta: Tensor, eps: Float, into y: UnsafeMutablePointer<Float>
+    ) {
+        precondition(gamma.count == c && beta.count == c, "layerNorm: parameters for width \(gamma.count), rows \(c)")
+        for i in 0..<m {
+            let src = x + i * c, dst = y + i * c
+            var sum = 0.0
+            for j in 0..<c { sum += Double(src[j]) }
+            let mean = sum / Double(c)
+            var sq = 0.0
+            for j in 0..<c { let d = Double(src[j]) - mean; sq += d * d }
+            let variance = Float(sq / Double(c))
+            let meanF = Float(mean)
+            let rstd = 1 / (variance + eps).squareRoot()
+            for j in 0..<c { dst[j] = (src[j] - meanF) * rstd * gamma.data[j] + beta.data[j] }
+        }
+    }
+
+    /// Exact (erf) GELU in place: `0.5 · x · (1 + erf(x / √2))`, PyTorch's default `nn.GELU()`.
+    public static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        let invSqrt2 = Float(0.70710678118654752440)
+        for i in 0..<count {
+            let v = x[i]
+            x[i] = v * 0.5 * (1 + erff(v * invSqrt2))
+        }
+    }
+
+    /// Softmax over each row of `(M, N)` in place, with leading dimension `ld`.
+    /// Entries equal to `-Float.infinity` get probability exactly 0.
+    public static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows m: Int, width n: Int, ld: Int) {
+        for i in 0..<m {
+            let row = x + i * ld
+            var maxV = -Float.infinity
+            for j in 0..<n where row[j] > maxV { maxV = row[j] }
+            var sum: Float = 0
+            for j in 0..<n {
+                let e = expf(row[j] - maxV)
+                row[j] = e
+                sum += e
+            }
+            let inv = 1 / sum
+            for j in 0..<n { row[j] *= inv }
+        }
+    }
+
+    /// Log-softmax of one row into `y`: `x − max − log Σ exp(x − max)`, as `torch.log_softmax`.
+    public static func logSoftmax(_ x: UnsafePointer<Float>, count n: Int, into y: UnsafeMutablePointer<Float>) {
+        var maxV = -Float.infinity
+        for j in 0..<n where x[j] > maxV { maxV = x[j] }
+        var sum: Float = 0
+        for j in 0..<n { sum += expf(x[j] - maxV) }
+        let logSum = logf(sum)
+        for j in 0..<n { y[j] = x[j] - maxV - logSum }
+    }
+
+    /// `v / max(‖v‖₂, eps)`, as `torch.nn.functional.normalize` with its default eps 1e-12.
+    public static func l2Normalize(_ v: [Float], eps: Float = 1e-12) -> [Float] {
+        var sq: Float = 0
+        for x in v { sq += x * x }
+        let norm = max(sq.squareRoot(), eps)
+        return v.map { $0 / norm }
+    }
+}

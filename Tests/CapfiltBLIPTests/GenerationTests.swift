@@ -1,0 +1,105 @@
+// Logits processors against transformers' warpers on a real first-step distribution, and the properties
+// sampling must have: reproducible per seed, independent of batching, top_k=1 equal to greedy.
+import XCTest
+@testable import CapfiltBLIP
+import CapfiltTensor
+
+final class GenerationTests: XCTestCase {
+    let goldens = Goldens.shared
+
+    func testWarpersKeepTheSameTokensWithTheSameValues() {
+        let input = Goldens.flatten(goldens.warpers["input"]!)
+        let cases: [(String, [any LogitsProcessor])] = [
+            ("t0.7_k50_p0.9", [Temperature(temperature: 0.7), TopK(k: 50), TopP(p: 0.9)]),
+            ("k50_p0.9", [TopK(k: 50), TopP(p: 0.9)]),
+            ("k5", [TopK(k: 5)]),
+            ("k0_p0.5", [TopP(p: 0.5)]),
+            ("t1.3_k50", [Temperature(temperature: 1.3), TopK(k: 50)]),
+        ]
+        for (label, processors) in cases {
+            var scores = input
+            scores.withUnsafeMutableBufferPointer { buffer in
+                for p in processors { p.process(buffer, context: DecodingContext(tokens: [4000], promptLength: 1)) }
+            }
+            let expected = goldens.warpers[label] as! [String: Any]
+            let keptExpected = (expected["kept"] as! [NSNumber]).map(\.intValue)
+            let kept = scores.indices.filter { scores[$0].isFinite }
+            XCTAssertEqual(kept, keptExpected, label)
+            XCTAssertLessThan(maxAbsDiff(kept.map { scores[$0] }, Goldens.flatten(expected["values"]!)), 1e-6, label)
+        }
+    }
+
+    func testRepetitionPenaltyMatches() {
+        var scores = Goldens.flatten(goldens.warpers["input"]!)
+        let ids = (goldens.warpers["rep_ids"] as! [NSNumber]).map(\.intValue)
+        scores.withUnsafeMutableBufferPointer {
+            RepetitionPenalty(penalty: 1.1).process($0, context: DecodingContext(tokens: ids, promptLength: 1))
+        }
+        XCTAssertEqual(maxAbsDiff(scores, Goldens.flatten(goldens.warpers["rep1.1"]!)), 0)
+    }
+
+    func testKthLargestAgreesWithSorting() {
+        var g = RandomSource(seed: 7)
+        for _ in 0..<50 {
+            let n = Int(g.next() % 200) + 1
+            let values = (0..<n).map { _ in Float(Int(g.next() % 21) - 10) }  // many ties
+            let k = Int(g.next() % UInt64(n)) + 1
+            XCTAssertEqual(kthLargest(values, k), values.sorted(by: >)[k - 1])
+        }
+    }
+
+    func testSamplingIsReproducibleAndBatchIndependent() throws {
+        let (_, model) = try LoadedModels.shared.captioner("caption-st")
+        let names = goldens.imageNames
+        let pixels = try names.flatMap { try goldenPixels($0) }
+        let embeds = pixels.withUnsafeBufferPointer { model.imageEmbeddings(pixels: $0.baseAddress!, batch: names.count) }
+        var options = GenerationOptions()
+        options.doSample = true
+        options.topP = 0.9
+        let seeds = names.indices.map { RandomSource.derive(42, UInt64($0)) }
+        let prompt = model.decoderPrompt(encoded: nil)
+        let first = try model.generate(imageEmbeddings: embeds, prompt: prompt, options: options, seeds: seeds)
+        let again = try model.generate(imageEmbeddings: embeds, prompt: prompt, options: options, seeds: seeds)
+        XCTAssertEqual(first, again, "same seeds, same captions")
+        let otherSeeds = names.indices.map { RandomSource.derive(43, UInt64($0)) }
+        let other = try model.generate(imageEmbeddings: embeds, prompt: prompt, options: options, seeds: otherSeeds)
+        XCTAssertNotEqual(first, other, "another seed gives other captions")
+        // One image alone, with its own seed, gets the caption it got in the batch.
+        let single = embeds.data + 2 * embeds.dim(1) * embeds.dim(2)
+        let alone = Tensor(shape: [1, embeds.dim(1), embeds.dim(2)], values: Array(UnsafeBufferPointer(start: single, count: embeds.dim(1) * embeds.dim(2))))
+        XCTAssertEqual(try model.generate(imageEmbeddings: alone, prompt: prompt, options: options, seeds: [seeds[2]])[0], first[2])
+    }
+
+    func testSamplingWithTopKOneIsGreedy() throws {
+        let (_, model) = try LoadedModels.shared.captioner("caption-st")
+        for name in goldens.imageNames.prefix(3) {
+            let pixels = try goldenPixels(name)
+            let embeds = pixels.withUnsafeBufferPointer { model.imageEmbeddings(pixels: $0.baseAddress!, batch: 1) }
+            var options = GenerationOptions()
+            options.doSample = true
+            options.topK = 1
+            let ids = try model.generate(imageEmbeddings: embeds, prompt: model.decoderPrompt(encoded: nil), options: options, seeds: [99])
+            XCTAssertEqual(ids[0], goldens.ints(name, "greedy"), name)
+        }
+    }
+
+    func testInvalidOptionsAreRefusedWithTheFlagName() {
+        var o = GenerationOptions(); o.topP = 0
+        XCTAssertThrowsError(try o.validate()) { XCTAssertTrue("\($0)".contains("--top-p")) }
+        o = GenerationOptions(); o.minNewTokens = 30
+        XCTAssertThrowsError(try o.validate()) { XCTAssertTrue("\($0)".contains("--min-new-tokens")) }
+        o = GenerationOptions(); o.numBeams = 3; o.doSample = true
+        XCTAssertThrowsError(try o.validate())
+    }
+
+    func testTooLongGenerationIsRefused() throws {
+        let (_, model) = try LoadedModels.shared.captioner("caption-st")
+        let pixels = try goldenPixels(goldens.imageNames[0])
+        let embeds = pixels.withUnsafeBufferPointer { model.imageEmbeddings(pixels: $0.baseAddress!, batch: 1) }
+        var options = GenerationOptions()
+        options.maxNewTokens = model.config.text.maxPositionEmbeddings  // + [DEC] exceeds the position table
+        XCTAssertThrowsError(try model.generate(imageEmbeddings: embeds, prompt: [model.config.text.bosTokenId], options: options)) {
+            XCTAssertEqual($0 as? BLIPError, .sequenceTooLong(length: options.maxNewTokens + 1, limit: model.config.text.maxPositionEmbeddings))
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// CapfiltBLIPTests: placeholder until its first test lands.

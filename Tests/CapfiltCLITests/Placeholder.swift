@@ -1,1 +1,0 @@
-// CapfiltCLITests: placeholder until its first test lands.

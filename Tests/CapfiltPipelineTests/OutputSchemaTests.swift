@@ -1,0 +1,60 @@
+// Real output against the JSON Schemas in Manifests/: every key.json in every shard, every manifest line,
+// every stats file and the run manifest. The validator itself is checked to reject what it must.
+import CapfiltWebDataset
+import Foundation
+import XCTest
+
+final class OutputSchemaTests: XCTestCase {
+    private func schema(_ name: String) throws -> SchemaValidator {
+        try SchemaValidator(schemaAt: repoRoot.appendingPathComponent("Manifests/\(name).schema.json"))
+    }
+
+    func testValidatorRejectsWhatItMust() throws {
+        let stats = try schema("shard-stats")
+        XCTAssertFalse(stats.validate(json: "{}").isEmpty, "missing fields")
+        let sample = try schema("sample")
+        let bad = #"{"schema_version": 2, "key": "a.b", "extra": 1}"#
+        let problems = sample.validate(json: bad)
+        XCTAssertTrue(problems.contains { $0.contains("schema_version") }, "\(problems)")
+        XCTAssertTrue(problems.contains { $0.contains("key") }, "\(problems)")
+        XCTAssertTrue(problems.contains { $0.contains("unexpected property extra") }, "\(problems)")
+        let row = try schema("manifest-row")
+        XCTAssertTrue(row.validate(json: #"{"status": true}"#).contains { $0.contains("status") })
+        XCTAssertTrue(SchemaValidator.matches(NSNumber(value: true), type: "boolean"))
+        XCTAssertFalse(SchemaValidator.matches(NSNumber(value: 1), type: "boolean"))
+        XCTAssertFalse(SchemaValidator.matches(NSNumber(value: true), type: "integer"))
+    }
+
+    func testRealOutputMatchesTheSchemas() throws {
+        let corpus = try TestCorpus.make()
+        defer { corpus.remove() }
+        let spec = try CapfiltPipelineSpecLoader.load(corpus)
+        XCTAssertEqual(try spec.run(), .completed)
+        let shards = corpus.output.appendingPathComponent("shards")
+        let sample = try schema("sample"), row = try schema("manifest-row"), stats = try schema("shard-stats"), run = try schema("run-manifest")
+        var checked = (samples: 0, rows: 0, stats: 0)
+        for name in try FileManager.default.contentsOfDirectory(atPath: shards.path).sorted() {
+            let url = shards.appendingPathComponent(name)
+            if name.hasSuffix(".tar") {
+                let reader = try WebDatasetReader(url: url)
+                while let s = try reader.nextSample() {
+                    let problems = sample.validate(json: String(decoding: s.members["json"] ?? [], as: UTF8.self))
+                    XCTAssertEqual(problems, [], "\(name) \(s.key)")
+                    checked.samples += 1
+                }
+            } else if name.hasSuffix(".jsonl") {
+                for line in try String(contentsOf: url, encoding: .utf8).split(separator: "\n") {
+                    XCTAssertEqual(row.validate(json: String(line)), [], "\(name): \(line.prefix(120))")
+                    checked.rows += 1
+                }
+            } else if name.hasSuffix("_stats.json") {
+                XCTAssertEqual(stats.validate(json: try String(contentsOf: url, encoding: .utf8)), [], name)
+                checked.stats += 1
+            }
+        }
+        XCTAssertEqual(run.validate(json: try String(contentsOf: corpus.output.appendingPathComponent("capfilt_run.json"), encoding: .utf8)), [])
+        XCTAssertGreaterThan(checked.samples, 0)
+        XCTAssertEqual(checked.rows, corpus.expectations.count)
+        print("[schema] validated \(checked.samples) samples, \(checked.rows) manifest lines, \(checked.stats) stats files and the run manifest")
+    }
+}

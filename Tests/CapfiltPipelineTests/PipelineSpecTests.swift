@@ -1,0 +1,67 @@
+// Pipeline specs: the shipped one parses, defaults follow the paper, and every invalid field is refused with
+// a message naming it.
+import CapfiltPipeline
+import Foundation
+import XCTest
+
+final class PipelineSpecTests: XCTestCase {
+    let minimal = """
+        input: {kind: jsonl, paths: [list.jsonl]}
+        output: {folder: out}
+        captioner: {model: cap}
+        filter: {model: itm}
+        """
+
+    func testShippedSpecParsesWithThePapersDefaults() throws {
+        let spec = try PipelineSpec.load(path: repoRoot.appendingPathComponent("Pipelines/capfilt-base.yaml").path)
+        XCTAssertEqual(spec.captioner.decoding, .nucleus)
+        XCTAssertEqual(spec.captioner.topP, 0.9)
+        XCTAssertEqual(spec.captioner.captionsPerImage, 1)
+        XCTAssertEqual(spec.filter.threshold, 0.5)
+        XCTAssertEqual(spec.input.kind, .webdataset)
+        XCTAssertTrue(spec.generationOptions.doSample)
+    }
+
+    func testMinimalSpecTakesDefaults() throws {
+        let spec = try PipelineSpec(yaml: minimal, path: "/tmp/x/spec.yaml")
+        XCTAssertEqual(spec.output.samplesPerShard, 10_000)
+        XCTAssertEqual(spec.captioner.prompt, "a picture of")
+        XCTAssertEqual(spec.filter.mainCaption, .webFirst)
+        XCTAssertEqual(spec.duplicates, .drop)
+        XCTAssertEqual(spec.resolve("out").path, "/tmp/x/out")
+    }
+
+    func testInvalidFieldsAreNamed() {
+        let cases: [(String, String)] = [
+            (minimal.replacingOccurrences(of: "captioner: {model: cap}", with: "captioner: {model: cap, topp: 0.9}"), "captioner.topp"),
+            (minimal.replacingOccurrences(of: "captioner: {model: cap}", with: "captioner: {model: cap, top_p: 1.5}"), "captioner.top_p"),
+            (minimal.replacingOccurrences(of: "captioner: {model: cap}", with: "captioner: {model: cap, decoding: sampling}"), "captioner.decoding"),
+            (minimal.replacingOccurrences(of: "kind: jsonl", with: "kind: parquet"), "input.kind"),
+            (minimal.replacingOccurrences(of: "output: {folder: out}", with: "output: {folder: out, samples_per_shard: 0}"), "output.samples_per_shard"),
+            (minimal.replacingOccurrences(of: "filter: {model: itm}", with: "filter: {model: itm, threshold: high}"), "filter.threshold"),
+            (minimal.replacingOccurrences(of: "filter: {model: itm}", with: "filter: {}"), "filter.model"),
+            (minimal + "\nduplicates: maybe", "duplicates"),
+            (minimal + "\nversion: 2", "version"),
+            ("input: [1, 2", "not valid YAML"),
+            ("", "empty"),
+        ]
+        for (yaml, needle) in cases {
+            XCTAssertThrowsError(try PipelineSpec(yaml: yaml, path: "spec.yaml"), needle) { error in
+                XCTAssertTrue("\(error)".contains(needle), "\(error) should name \(needle)")
+            }
+        }
+        XCTAssertThrowsError(try PipelineSpec(yaml: minimal.replacingOccurrences(of: "captioner: {model: cap}", with: "captioner: {model: cap, topp: 0.9}"), path: "s")) {
+            XCTAssertTrue("\($0)".contains("did you mean captioner.top_p"), "\($0)")
+        }
+    }
+
+    func testFingerprintChangesWithEverySetting() throws {
+        let base = try PipelineSpec(yaml: minimal, path: "/a/spec.yaml")
+        let moved = try PipelineSpec(yaml: minimal, path: "/b/spec.yaml")
+        XCTAssertEqual(base.fingerprint, moved.fingerprint, "moving the spec file keeps the run")
+        for change in ["captioner: {model: cap, seed: 1}", "captioner: {model: cap, batch_size: 4}", "captioner: {model: cap, prompt: \"\"}"] {
+            let other = try PipelineSpec(yaml: minimal.replacingOccurrences(of: "captioner: {model: cap}", with: change), path: "/a/spec.yaml")
+            XCTAssertNotEqual(base.fingerprint, other.fingerprint, change)
+        }
+    }
+}

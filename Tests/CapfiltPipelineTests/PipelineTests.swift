@@ -1,0 +1,202 @@
+// The CapFilt job end to end with the tiny fixture models: every input sample accounted for exactly once,
+// every bad input a status and a reason, shards that tar and webdataset read, resume and re-export giving
+// the same bytes.
+import CapfiltPipeline
+import CapfiltWebDataset
+import Foundation
+import XCTest
+
+final class PipelineTests: XCTestCase {
+    private func run(_ corpus: TestCorpus, newRun: Bool = false, stopAfterBatches: Int? = nil) throws -> RunOutcome {
+        try CapfiltPipelineSpecLoader.load(corpus).run(newRun: newRun, stopAfterBatches: stopAfterBatches)
+    }
+
+    private func ledgerRows(_ corpus: TestCorpus) throws -> [SampleRecord] {
+        let ledger = try Ledger.open(runFolder: corpus.output)
+        var rows: [SampleRecord] = []
+        try ledger.forEachSample { rows.append($0) }
+        return rows
+    }
+
+    /// Every input sample has exactly one ledger row, with the expected status and reason.
+    private func checkLedger(_ corpus: TestCorpus) throws {
+        let rows = try ledgerRows(corpus)
+        XCTAssertEqual(rows.map(\.ordinal), Array(0..<corpus.expectations.count), "one row per input sample, in order")
+        XCTAssertEqual(Set(rows.map(\.key)).count, rows.count, "keys are unique")
+        for (row, expected) in zip(rows, corpus.expectations) {
+            XCTAssertEqual(row.sourceKey, expected.sourceKey)
+            XCTAssertEqual(row.stage, .done, row.key)
+            XCTAssertFalse(row.key.contains("."), "keys have no dots")
+            if let failure = expected.failure {
+                XCTAssertEqual(row.reason, failure, "\(expected.sourceKey): \(row.detail ?? "")")
+                XCTAssertTrue([.failed, .duplicate].contains(row.status), expected.sourceKey)
+                XCTAssertTrue(row.captions.isEmpty, "\(expected.sourceKey) must not be captioned")
+            } else {
+                XCTAssertTrue([.kept, .filtered].contains(row.status), "\(expected.sourceKey): \(row.status) \(row.reason ?? "") \(row.detail ?? "")")
+                XCTAssertEqual(row.captions.count, 1, expected.sourceKey)
+                XCTAssertNotNil(row.captions.first?.itm, "synthetic caption scored")
+                if row.status == .kept { XCTAssertNotNil(row.mainCaption) }
+            }
+            XCTAssertEqual(row.webTextProblem, expected.webTextProblem, expected.sourceKey)
+            if expected.webTextProblem == nil && expected.failure == nil { XCTAssertNotNil(row.webScore, "web text scored: \(expected.sourceKey)") }
+        }
+    }
+
+    /// The shards: tar members per sample, stats last, manifests covering every input sample once.
+    private func checkShards(_ corpus: TestCorpus) throws {
+        let rows = try ledgerRows(corpus)
+        let kept = rows.filter { $0.status == .kept }
+        let shardFolder = corpus.output.appendingPathComponent("shards")
+        let names = try FileManager.default.contentsOfDirectory(atPath: shardFolder.path).sorted()
+        XCTAssertFalse(names.contains { $0.hasPrefix(".") }, "no temporary files left: \(names)")
+        let tars = names.filter { $0.hasSuffix(".tar") }
+        XCTAssertEqual(tars.count, max(1, (kept.count + 3) / 4), "4 kept samples per shard")
+        var exportedKeys: [String] = [], manifestKeys: [String] = []
+        for (i, tar) in tars.enumerated() {
+            let reader = try WebDatasetReader(url: shardFolder.appendingPathComponent(tar))
+            var count = 0
+            while let sample = try reader.nextSample() {
+                count += 1
+                exportedKeys.append(sample.key)
+                XCTAssertEqual(Set(sample.members.keys).subtracting(["jpg", "png", "webp"]), ["json", "txt"], sample.key)
+                XCTAssertEqual(sample.members.count, 3, sample.key)
+                let json = try JSONSerialization.jsonObject(with: Data(sample.members["json"] ?? [])) as? [String: Any]
+                XCTAssertEqual(json?["key"] as? String, sample.key)
+                XCTAssertEqual(json?["main_caption"] as? String, String(decoding: sample.members["txt"] ?? [], as: UTF8.self))
+                XCTAssertTrue(sample.problems.isEmpty)
+            }
+            XCTAssertEqual(count, i < tars.count - 1 ? 4 : kept.count - 4 * (tars.count - 1), tar)
+            let base = String(tar.dropLast(4))
+            let manifest = try String(contentsOf: shardFolder.appendingPathComponent(base + ".jsonl"), encoding: .utf8)
+            for line in manifest.split(separator: "\n") {
+                let row = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+                manifestKeys.append(row?["key"] as? String ?? "")
+            }
+            let stats = try JSONSerialization.jsonObject(with: Data(contentsOf: shardFolder.appendingPathComponent(base + "_stats.json"))) as? [String: Any]
+            XCTAssertEqual(stats?["kept"] as? Int, count)
+            XCTAssertEqual(stats?["schema_version"] as? Int, 1)
+        }
+        XCTAssertEqual(exportedKeys, kept.map(\.key), "every kept sample exported once, in input order")
+        XCTAssertEqual(manifestKeys, rows.map(\.key), "every input sample in exactly one manifest line")
+        let runManifest = try JSONSerialization.jsonObject(with: Data(contentsOf: corpus.output.appendingPathComponent("capfilt_run.json"))) as? [String: Any]
+        let listed = runManifest?["shards"] as? [[String: Any]] ?? []
+        XCTAssertEqual(listed.map { $0["tar"] as? String }, tars)
+        for shard in listed {
+            let data = try Data(contentsOf: shardFolder.appendingPathComponent(shard["tar"] as? String ?? ""))
+            XCTAssertEqual(shard["bytes"] as? Int, data.count)
+        }
+    }
+
+    func testWebDatasetEndToEnd() throws {
+        let corpus = try TestCorpus.make()
+        defer { corpus.remove() }
+        XCTAssertEqual(try run(corpus), .completed)
+        try checkLedger(corpus)
+        try checkShards(corpus)
+        let rows = try ledgerRows(corpus)
+        XCTAssertGreaterThan(rows.filter { $0.status == .kept }.count, 0, "the tiny filter keeps some samples")
+    }
+
+    func testJSONLListEndToEnd() throws {
+        let corpus = try TestCorpus.make(kind: "jsonl")
+        defer { corpus.remove() }
+        XCTAssertEqual(try run(corpus), .completed)
+        let rows = try ledgerRows(corpus)
+        // The list has no sample without an image member ("noimage" has no image file to list).
+        let expected = corpus.expectations.filter { $0.sourceKey != "noimage" }
+        XCTAssertEqual(rows.map(\.sourceKey), expected.map(\.sourceKey))
+        for (row, e) in zip(rows, expected) where e.failure != nil {
+            XCTAssertEqual(row.reason, e.failure, e.sourceKey)
+        }
+        try checkShards(corpus)
+    }
+
+    /// Stopped after each of several batches and resumed: the same bytes as one uninterrupted run.
+    func testResumeAfterStopIsByteIdentical() throws {
+        let reference = try TestCorpus.make()
+        defer { reference.remove() }
+        XCTAssertEqual(try run(reference), .completed)
+        let expected = try reference.outputFiles()
+
+        let resumed = try TestCorpus.make()
+        defer { resumed.remove() }
+        var attempts = 0
+        while try run(resumed, stopAfterBatches: 2) == .interrupted { attempts += 1 }
+        XCTAssertGreaterThan(attempts, 2, "the run was really interrupted several times")
+        let got = try resumed.outputFiles()
+        XCTAssertEqual(got.keys.sorted(), expected.keys.sorted())
+        for (name, bytes) in expected {
+            XCTAssertEqual(got[name], bytes, "\(name) differs after resume")
+        }
+        try checkLedger(resumed)
+    }
+
+    func testExportAgainReproducesTheSameBytes() throws {
+        let corpus = try TestCorpus.make(decoding: "beam")
+        defer { corpus.remove() }
+        XCTAssertEqual(try run(corpus), .completed)
+        let first = try corpus.outputFiles()
+        try FileManager.default.removeItem(at: corpus.output.appendingPathComponent("shards"))
+        let ledger = try Ledger.open(runFolder: corpus.output)
+        try ledger.clearExport()
+        let spec = try PipelineSpec.load(path: corpus.specPath)
+        XCTAssertTrue(try Exporter(spec: spec, ledger: ledger, outputFolder: corpus.output).export(stop: StopFlag()))
+        XCTAssertEqual(try corpus.outputFiles(), first)
+    }
+
+    func testChangedSpecIsRefusedUnlessNewRun() throws {
+        let corpus = try TestCorpus.make()
+        defer { corpus.remove() }
+        XCTAssertEqual(try run(corpus, stopAfterBatches: 1), .interrupted)
+        var yaml = try String(contentsOfFile: corpus.specPath, encoding: .utf8)
+        yaml = yaml.replacingOccurrences(of: "threshold: 0.5", with: "threshold: 0.6")
+        try yaml.write(toFile: corpus.specPath, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try run(corpus)) { error in
+            XCTAssertTrue("\(error)".contains("--new-run"), "\(error)")
+            XCTAssertTrue("\(error)".contains("the spec"), "\(error)")
+        }
+        XCTAssertEqual(try run(corpus, newRun: true), .completed)
+    }
+
+    /// Python's tarfile reads every shard, and the webdataset key rule groups members into our samples.
+    func testPythonTarfileReadsTheShards() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") || FileManager.default.isExecutableFile(atPath: "/usr/local/bin/python3")
+            || ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":").contains(where: { FileManager.default.isExecutableFile(atPath: "\($0)/python3") }) == true
+        else { throw XCTSkip("python3 not available") }
+        let corpus = try TestCorpus.make()
+        defer { corpus.remove() }
+        XCTAssertEqual(try run(corpus), .completed)
+        let script = """
+            import glob, json, re, sys, tarfile
+            keys = []
+            for path in sorted(glob.glob(sys.argv[1] + "/*.tar")):
+                with tarfile.open(path) as t:
+                    samples = {}
+                    order = []
+                    for m in t.getmembers():
+                        assert m.isfile(), m.name
+                        # webdataset's rule: the key ends at the first dot of the base name
+                        key, ext = re.match(r"^((?:.*/|)[^.]+)[.]([^/]*)$", m.name).groups()
+                        if key not in samples: samples[key] = {}; order.append(key)
+                        samples[key][ext] = t.extractfile(m).read()
+                    for key in order:
+                        s = samples[key]
+                        assert set(s) - {"jpg", "png", "webp"} == {"json", "txt"}, (key, set(s))
+                        meta = json.loads(s["json"])
+                        assert meta["key"] == key and meta["main_caption"] == s["txt"].decode()
+                        keys.append(key)
+            print(json.dumps(keys))
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, corpus.output.appendingPathComponent("shards").path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let out = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+        let keys = try JSONSerialization.jsonObject(with: out) as? [String]
+        XCTAssertEqual(keys, try ledgerRows(corpus).filter { $0.status == .kept }.map(\.key))
+    }
+}
