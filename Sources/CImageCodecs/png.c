@@ -47,6 +47,7 @@ int cic_png_header(const uint8_t *d, size_t n, cic_info *info) {
 typedef struct {
     int bit_depth;
     int color_type;
+    int animated;           // an acTL chunk came before IDAT (APNG)
     const uint8_t *palette; // PLTE payload (RGB triples), or NULL
     size_t palette_length;
     const uint8_t *trns;    // last tRNS payload before IDAT, or NULL
@@ -104,10 +105,38 @@ static int walk_chunks(const uint8_t *d, size_t n, png_chunks *chunks, cic_info 
         } else if (memcmp(type, "tRNS", 4) == 0) {
             chunks->trns = payload;
             chunks->trns_length = length;
+        } else if (memcmp(type, "acTL", 4) == 0) {
+            chunks->animated = 1;
         }
         pos += 12 + (size_t)length;
         first = 0;
     }
+}
+
+static int is_word_char(uint8_t c) {
+    return is_chunk_letter(c) || (c >= '0' && c <= '9') || c == '_';
+}
+
+/// Pillow's PngImageFile.load_end: after the image data it reads every following chunk up to IEND and
+/// fails ("Truncated File Read") if one is cut short, while stopping quietly at the end of the file, at
+/// a malformed chunk name, or (APNG) at the next frame's fcTL. `pos` is where libpng stopped, the end
+/// of the IDAT chunk holding the end of the image data.
+static int check_trailing_chunks(const uint8_t *d, size_t n, size_t pos, int animated, cic_info *info) {
+    while (pos <= n && n - pos >= 8) {
+        uint32_t length = be32(d + pos);
+        const uint8_t *type = d + pos + 4;
+        if (!is_word_char(type[0]) || !is_word_char(type[1]) || !is_word_char(type[2]) ||
+            !is_word_char(type[3]) || memcmp(type, "IEND", 4) == 0 ||
+            (animated && memcmp(type, "fcTL", 4) == 0)) {
+            return CIC_OK;
+        }
+        if ((size_t)length > n - pos - 8) {
+            return cic_fail(info, CIC_TRUNCATED, "PNG chunk %.4s after the image data is cut short",
+                            (const char *)type);
+        }
+        pos += 12 + (size_t)length; // a missing CRC at the very end is tolerated, as in Pillow
+    }
+    return CIC_OK;
 }
 
 /// How a decoded row becomes RGB: Pillow's mode plus its transparency information.
@@ -362,10 +391,12 @@ int cic_png_decode(const uint8_t *data, size_t size, uint8_t *rgb, int width, in
             convert_row(rgb + (size_t)y * (size_t)width * 3, buffer, width, conv);
         }
     }
-    // No png_read_end: like Pillow, ignore whatever follows the image data (missing IEND, trailing junk).
+    // No png_read_end (it would insist on IEND and CRCs); Pillow's own rules for what follows instead.
+    size_t end_of_image = src.pos;
     png_destroy_read_struct(&png, &pinfo, NULL);
     free(buffer);
     free(rows);
+    int animated = chunks.animated;
     free(conv);
-    return CIC_OK;
+    return check_trailing_chunks(data, size, end_of_image, animated, info);
 }

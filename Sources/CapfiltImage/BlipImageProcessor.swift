@@ -18,6 +18,8 @@ public struct BlipImageProcessorConfig: Sendable, Decodable, Equatable {
     public var doResize: Bool
     public var doRescale: Bool
     public var doNormalize: Bool
+    /// Kept for completeness: `RGBImage` is always convert_to_rgb's output (ImageDecoder applies it), so
+    /// this flag changes nothing here; every BLIP config on the Hub sets it to true.
     public var doConvertRGB: Bool
     /// `PIL.Image.Resampling` number; 3 is BICUBIC.
     public var resample: Int
@@ -119,31 +121,29 @@ public struct BlipImageProcessorConfig: Sendable, Decodable, Equatable {
     /// Reads the config from a checkpoint folder the way transformers 5 does: the `image_processor` object of
     /// `processor_config.json` if there is one, otherwise `preprocessor_config.json`.
     public static func load(folder: URL) throws(ImageConfigError) -> BlipImageProcessorConfig {
+        /// transformers 5's processor_config.json: the image processor's settings sit under one key.
+        struct ProcessorFile: Decodable {
+            let imageProcessor: BlipImageProcessorConfig?
+            enum CodingKeys: String, CodingKey { case imageProcessor = "image_processor" }
+        }
         let processorFile = folder.appendingPathComponent("processor_config.json")
-        let preprocessorFile = folder.appendingPathComponent("preprocessor_config.json")
         if let data = try? Data(contentsOf: processorFile) {
-            let object: Any
             do {
-                object = try JSONSerialization.jsonObject(with: data)
-            } catch {
-                throw ImageConfigError.invalid(path: processorFile.path, reason: "\(error)")
-            }
-            if let nested = (object as? [String: Any])?["image_processor"] {
-                do {
-                    let nestedData = try JSONSerialization.data(withJSONObject: nested)
-                    return try JSONDecoder().decode(BlipImageProcessorConfig.self, from: nestedData)
-                } catch {
-                    throw ImageConfigError.invalid(path: processorFile.path, reason: "\(error)")
+                if let config = try JSONDecoder().decode(ProcessorFile.self, from: data).imageProcessor {
+                    return config
                 }
+            } catch {
+                throw .invalid(path: processorFile.path, reason: "\(error)")
             }
         }
+        let preprocessorFile = folder.appendingPathComponent("preprocessor_config.json")
         guard let data = try? Data(contentsOf: preprocessorFile) else {
-            throw ImageConfigError.missing(folder: folder.path)
+            throw .missing(folder: folder.path)
         }
         do {
             return try JSONDecoder().decode(BlipImageProcessorConfig.self, from: data)
         } catch {
-            throw ImageConfigError.invalid(path: preprocessorFile.path, reason: "\(error)")
+            throw .invalid(path: preprocessorFile.path, reason: "\(error)")
         }
     }
 }

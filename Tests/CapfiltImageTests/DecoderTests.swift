@@ -176,3 +176,40 @@ final class DecoderConcurrencyTests: XCTestCase {
         XCTAssertEqual(try ImageDecoder.decodeRGB(slice), try ImageDecoder.decodeRGB(bytes))
     }
 }
+
+final class DecoderFuzzTests: XCTestCase {
+    /// Seeded mutations (bit flips, overwritten runs, duplicated and dropped spans) of small fixtures in
+    /// every format: each either decodes or throws an ImageError; nothing crashes, exits or hangs.
+    func testMutatedFilesNeverCrash() throws {
+        let names = ["jpeg_17x13.jpg", "jpeg_odd_97x73_progressive.jpg", "png_p4_adam7_trns.png", "png_la16.png",
+                     "png_apng.png", "webp_1x1.webp", "webp_lossy_alpha.webp", "webp_animated_offset.webp"]
+        var g = SplitMix64(state: 2026)
+        var outcomes: [String: Int] = [:]
+        for name in names {
+            let original = try Fixtures.bytes(name)
+            // CAPFILT_FUZZ_ITERATIONS raises the count for a longer local run (e.g. under --sanitize=address).
+            for _ in 0..<(ProcessInfo.processInfo.environment["CAPFILT_FUZZ_ITERATIONS"].flatMap { Int($0) } ?? 120) {
+                var data = original
+                for _ in 0..<(1 + Int(g.next() % 4)) {
+                    let at = Int(g.next() % UInt64(data.count))
+                    switch g.next() % 4 {
+                    case 0: data[at] ^= UInt8(1 << (g.next() % 8))
+                    case 1:
+                        for i in at..<min(data.count, at + Int(g.next() % 16)) { data[i] = UInt8(g.next() & 0xff) }
+                    case 2: data.insert(contentsOf: data[at..<min(data.count, at + Int(g.next() % 32))], at: at)
+                    default: data.removeSubrange(at..<min(data.count, at + Int(g.next() % 32)))
+                    }
+                    if data.isEmpty { break }
+                }
+                do {
+                    let image = try ImageDecoder.decodeRGB(data, limits: ImageLimits(maxPixels: 4_000_000))
+                    XCTAssertEqual(image.pixels.count, image.width * image.height * 3)
+                    outcomes["decoded", default: 0] += 1
+                } catch {
+                    outcomes["\(error.kind)".components(separatedBy: "(").first ?? "?", default: 0] += 1
+                }
+            }
+        }
+        print("mutation fuzz: \(names.count * 120) files, outcomes \(outcomes.sorted { $0.key < $1.key })")
+    }
+}
