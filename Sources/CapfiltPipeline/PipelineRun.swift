@@ -42,6 +42,18 @@ public struct RunProgress: Sendable {
     public var failed = 0
     public var skipped = 0
     public var stage = "ingest"
+    /// Input sources (shards, lists, folders) read completely, of `sourceCount`.
+    public var sourcesDone = 0
+    public var sourceCount = 0
+    public let started = Date()
+
+    /// Seconds left, estimated from the share of input sources read (nil until one is done).
+    public var estimatedSecondsLeft: Double? {
+        guard sourceCount > 0, sourcesDone > 0, finished > 0 else { return nil }
+        let estimatedTotal = Double(read) * Double(sourceCount) / Double(sourcesDone)
+        let rate = Double(finished + skipped) / max(Date().timeIntervalSince(started), 0.001)
+        return max(0, estimatedTotal - Double(finished + skipped)) / rate
+    }
 }
 
 public enum RunOutcome: Sendable, Equatable {
@@ -124,7 +136,12 @@ public final class PipelineRun: @unchecked Sendable {
                     defer { batch = [] }
                     guard !batch.isEmpty else { return }
                     let work = try prepare(batch, ingestor: ingestor)
-                    counters.update { $0.read += batch.count; $0.skipped += work.skipped }
+                    counters.update {
+                        $0.read += batch.count
+                        $0.skipped += work.skipped
+                        $0.sourcesDone = corpus.sourcesDone
+                        $0.sourceCount = corpus.sourceCount
+                    }
                     if !work.samples.isEmpty && !queue.push(work.samples) { throw CancellationError() }
                 }
                 while !stop.isSet, let sample = try corpus.next() {

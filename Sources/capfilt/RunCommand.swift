@@ -90,8 +90,10 @@ final class ProgressReporter: @unchecked Sendable {
         let elapsed = max(now.timeIntervalSince(start), 0.001)
         let rate = Double(p.finished) / elapsed
         let keep = p.finished > 0 ? 100 * Double(p.kept) / Double(p.finished) : 0
+        let eta = p.estimatedSecondsLeft.map { s in s >= 3600 ? String(format: "  ETA %dh%02dm", Int(s) / 3600, Int(s) % 3600 / 60)
+                                                                  : String(format: "  ETA %dm%02ds", Int(s) / 60, Int(s) % 60) } ?? ""
         let text = String(format: "[%@] read %d  captioned %d  filtered %d  kept %d (%.1f%%)  failed %d  resumed past %d  %.1f samples/s",
-                          p.stage, p.read, p.captioned, p.finished, p.kept, keep, p.failed, p.skipped, rate)
+                          p.stage, p.read, p.captioned, p.finished, p.kept, keep, p.failed, p.skipped, rate) + eta
         if terminal {
             clearLine()
             FileHandle.standardError.write(Data(("\r" + text).utf8))

@@ -41,6 +41,34 @@ final class CrashTests: XCTestCase {
         return p.terminationStatus
     }
 
+    /// SIGINT finishes the current transaction and exits 130 with a resume hint; the same command resumes.
+    func testSIGINTStopsCleanlyAndResumes() throws {
+        let reference = try TestCorpus.make()
+        defer { reference.remove() }
+        XCTAssertEqual(try runToEnd(reference), 0)
+        let corpus = try TestCorpus.make()
+        defer { corpus.remove() }
+        for point in ["after-caption-commit#2:INT", "export-tar-renamed#1:INT"] {
+            let p = Process()
+            p.executableURL = try capfiltBinary()
+            p.arguments = ["run", corpus.specPath, "--threads", "1"]
+            var env = ProcessInfo.processInfo.environment
+            env["CAPFILT_KILL_AT"] = point
+            p.environment = env
+            let err = Pipe()
+            p.standardError = err
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationReason, .exit, point)
+            XCTAssertEqual(p.terminationStatus, 130, "\(point): \(message)")
+            XCTAssertTrue(message.contains("Resume with: capfilt run"), message)
+        }
+        XCTAssertEqual(try runToEnd(corpus), 0)
+        XCTAssertEqual(try corpus.outputFiles(), try reference.outputFiles())
+    }
+
     func testSurvivesSIGKILLAtEveryStageAndAtRandomInstants() throws {
         // Reference: one uninterrupted run.
         let reference = try TestCorpus.make(samplesPerShard: 2, batchSize: 3)
@@ -67,12 +95,10 @@ final class CrashTests: XCTestCase {
         var generator = SystemRandomNumberGenerator()
         var randomKills = 0
         try? FileManager.default.removeItem(at: corpus.output.appendingPathComponent("capfilt_run.json"))
-        for attempt in 0..<40 where randomKills < 12 {
-            if attempt % 4 == 0 {
-                // Restart export from scratch now and then so random kills also land in it.
-                let ledger = try Ledger.open(runFolder: corpus.output)
-                try ledger.clearExport()
-            }
+        for _ in 0..<120 where randomKills < 12 {
+            // Once a run got to the end, restart its export so random kills keep landing in real work.
+            let ledger = try Ledger.open(runFolder: corpus.output)
+            if try ledger.exportComplete() { try ledger.clearExport() }
             let p = try start(corpus)
             let delay = Double.random(in: 0...max(referenceSeconds, 0.2), using: &generator)
             Thread.sleep(forTimeInterval: delay)

@@ -58,3 +58,20 @@ final class OutputSchemaTests: XCTestCase {
         print("[schema] validated \(checked.samples) samples, \(checked.rows) manifest lines, \(checked.stats) stats files and the run manifest")
     }
 }
+
+final class ManifestExampleTests: XCTestCase {
+    /// The examples shipped in Manifests/examples (taken from a real run) match their schemas.
+    func testShippedExamplesMatchTheirSchemas() throws {
+        let dir = repoRoot.appendingPathComponent("Manifests")
+        let pairs: [(String, String)] = [("sample", "examples/sample.json"), ("shard-stats", "examples/shard_stats.json"),
+                                         ("run-manifest", "examples/capfilt_run.json")]
+        for (schema, example) in pairs {
+            let validator = try SchemaValidator(schemaAt: dir.appendingPathComponent("\(schema).schema.json"))
+            XCTAssertEqual(validator.validate(json: try String(contentsOf: dir.appendingPathComponent(example), encoding: .utf8)), [], example)
+        }
+        let rows = try SchemaValidator(schemaAt: dir.appendingPathComponent("manifest-row.schema.json"))
+        let lines = try String(contentsOf: dir.appendingPathComponent("examples/manifest.jsonl"), encoding: .utf8).split(separator: "\n")
+        XCTAssertGreaterThanOrEqual(lines.count, 4, "kept, filtered, failed and duplicate examples")
+        for line in lines { XCTAssertEqual(rows.validate(json: String(line)), [], String(line.prefix(100))) }
+    }
+}

@@ -102,8 +102,10 @@ final class PipelineTests: XCTestCase {
         defer { corpus.remove() }
         XCTAssertEqual(try run(corpus), .completed)
         let rows = try ledgerRows(corpus)
-        // The list has no sample without an image member ("noimage" has no image file to list).
+        // The list has no sample without an image member ("noimage" has no image file to list), and ends with a
+        // line whose image file does not exist.
         let expected = corpus.expectations.filter { $0.sourceKey != "noimage" }
+            + [Expectation(sourceKey: "gone", failure: "image_missing", webTextProblem: nil)]
         XCTAssertEqual(rows.map(\.sourceKey), expected.map(\.sourceKey))
         for (row, e) in zip(rows, expected) where e.failure != nil {
             XCTAssertEqual(row.reason, e.failure, e.sourceKey)
@@ -142,6 +144,41 @@ final class PipelineTests: XCTestCase {
         let spec = try PipelineSpec.load(path: corpus.specPath)
         XCTAssertTrue(try Exporter(spec: spec, ledger: ledger, outputFolder: corpus.output).export(stop: StopFlag()))
         XCTAssertEqual(try corpus.outputFiles(), first)
+    }
+
+    /// A shard closes before its samples pass max_shard_bytes, whatever samples_per_shard says.
+    func testByteCapSplitsShards() throws {
+        let corpus = try TestCorpus.make(samplesPerShard: 1000, maxShardBytes: 20_000)
+        defer { corpus.remove() }
+        XCTAssertEqual(try run(corpus), .completed)
+        let shards = corpus.output.appendingPathComponent("shards")
+        let tars = try FileManager.default.contentsOfDirectory(atPath: shards.path).filter { $0.hasSuffix(".tar") }.sorted()
+        XCTAssertGreaterThan(tars.count, 1, "the byte cap split the output")
+        var exported = 0
+        for tar in tars {
+            let reader = try WebDatasetReader(url: shards.appendingPathComponent(tar))
+            var payload = 0, samples = 0
+            while let sample = try reader.nextSample() { samples += 1; payload += sample.members.values.map(\.count).reduce(0, +) }
+            exported += samples
+            XCTAssertTrue(samples == 1 || payload <= 20_000, "\(tar): \(samples) samples, \(payload) bytes")
+        }
+        XCTAssertEqual(exported, try ledgerRows(corpus).filter { $0.status == .kept }.count)
+    }
+
+    /// Other weights under the same model path: refused, naming which model changed.
+    func testChangedWeightsAreRefused() throws {
+        let model = FileManager.default.temporaryDirectory.appendingPathComponent("capfilt-itm-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: blipFixtures.appendingPathComponent("itm-st"), to: model)
+        defer { try? FileManager.default.removeItem(at: model) }
+        let corpus = try TestCorpus.make(filterModel: model)
+        defer { corpus.remove() }
+        XCTAssertEqual(try run(corpus, stopAfterBatches: 1), .interrupted)
+        // Change one weight (the last byte of the file is inside the data section).
+        let weights = model.appendingPathComponent("model.safetensors")
+        var bytes = try Data(contentsOf: weights)
+        bytes[bytes.count - 1] ^= 0x01
+        try bytes.write(to: weights)
+        XCTAssertThrowsError(try run(corpus)) { XCTAssertTrue("\($0)".contains("the filter weights"), "\($0)") }
     }
 
     func testChangedSpecIsRefusedUnlessNewRun() throws {

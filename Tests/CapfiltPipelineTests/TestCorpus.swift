@@ -77,7 +77,7 @@ struct TestCorpus {
 
     /// Writes `data/00000.tar` (the scrape), `list.jsonl` + `images/` (the same as a list) and `spec.yaml`.
     static func make(kind: String = "webdataset", samplesPerShard: Int = 4, decoding: String = "nucleus",
-                     batchSize: Int = 4) throws -> TestCorpus {
+                     batchSize: Int = 4, maxShardBytes: Int = 1 << 30, filterModel: URL? = nil) throws -> TestCorpus {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("capfilt-pipeline-\(UUID().uuidString)")
         let data = folder.appendingPathComponent("data"), images = folder.appendingPathComponent("images")
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
@@ -96,6 +96,8 @@ struct TestCorpus {
             }
         }
         try writer.finish()
+        // A list line whose image file is not there.
+        lines.append(#"{"key": "gone", "image": "images/gone.jpg", "caption": "a picture that was never downloaded"}"#)
         try (lines.joined(separator: "\n") + "\n").write(to: folder.appendingPathComponent("list.jsonl"), atomically: true, encoding: .utf8)
         let input = kind == "webdataset" ? "  kind: webdataset\n  paths: [\"data/{00000..00000}.tar\"]" : "  kind: jsonl\n  paths: [list.jsonl]\n  key_column: key"
         let spec = """
@@ -105,6 +107,7 @@ struct TestCorpus {
             output:
               folder: out
               samples_per_shard: \(samplesPerShard)
+              max_shard_bytes: \(maxShardBytes)
             captioner:
               model: \(blipFixtures.appendingPathComponent("caption-st").path)
               decoding: \(decoding)
@@ -113,7 +116,7 @@ struct TestCorpus {
               batch_size: \(batchSize)
               seed: 7
             filter:
-              model: \(blipFixtures.appendingPathComponent("itm-st").path)
+              model: \((filterModel ?? blipFixtures.appendingPathComponent("itm-st")).path)
               threshold: 0.5
             """
         try spec.write(to: folder.appendingPathComponent("spec.yaml"), atomically: true, encoding: .utf8)
