@@ -28,6 +28,10 @@ public struct SyntheticCaption: Sendable, Equatable, Codable {
     public var kept: Bool?
 
     enum CodingKeys: String, CodingKey { case text, tokenIDs = "token_ids", itm, itc, kept }
+
+    public init(text: String, tokenIDs: [Int], itm: Float? = nil, itc: Float? = nil, kept: Bool? = nil) {
+        self.text = text; self.tokenIDs = tokenIDs; self.itm = itm; self.itc = itc; self.kept = kept
+    }
 }
 
 /// The web text's checks and scores.
@@ -35,6 +39,8 @@ public struct WebTextScore: Sendable, Equatable, Codable {
     public var itm: Float
     public var itc: Float
     public var kept: Bool
+
+    public init(itm: Float, itc: Float, kept: Bool) { self.itm = itm; self.itc = itc; self.kept = kept }
 }
 
 /// A ledger row.
@@ -65,6 +71,18 @@ public struct SampleRecord: Sendable, Equatable {
     public var mainCaption: String?
     /// "web" or "synthetic".
     public var mainCaptionSource: String?
+
+    public init(ordinal: Int, key: String, sourceKey: String, source: String, position: String, webText: String? = nil,
+                webTextProblem: String? = nil, imageSHA256: String? = nil, imageFormat: String? = nil, imageBytes: Int? = nil,
+                width: Int? = nil, height: Int? = nil, stage: SampleStage, status: SampleStatus, reason: String? = nil,
+                detail: String? = nil, duplicateOf: Int? = nil, captions: [SyntheticCaption] = [], webScore: WebTextScore? = nil,
+                mainCaption: String? = nil, mainCaptionSource: String? = nil) {
+        self.ordinal = ordinal; self.key = key; self.sourceKey = sourceKey; self.source = source; self.position = position
+        self.webText = webText; self.webTextProblem = webTextProblem; self.imageSHA256 = imageSHA256
+        self.imageFormat = imageFormat; self.imageBytes = imageBytes; self.width = width; self.height = height
+        self.stage = stage; self.status = status; self.reason = reason; self.detail = detail; self.duplicateOf = duplicateOf
+        self.captions = captions; self.webScore = webScore; self.mainCaption = mainCaption; self.mainCaptionSource = mainCaptionSource
+    }
 }
 
 public final class Ledger: @unchecked Sendable {
