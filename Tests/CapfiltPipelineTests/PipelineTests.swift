@@ -146,6 +146,24 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(try corpus.outputFiles(), first)
     }
 
+    /// duplicates: keep — a repeated image is exported with its own web text and the first occurrence's
+    /// captions, without being captioned again.
+    func testDuplicatesKeptReuseTheFirstCaptions() throws {
+        let corpus = try TestCorpus.make(duplicates: "keep")
+        defer { corpus.remove() }
+        XCTAssertEqual(try run(corpus), .completed)
+        let rows = try ledgerRows(corpus)
+        let duplicates = rows.filter { $0.duplicateOf != nil }
+        XCTAssertEqual(duplicates.map(\.sourceKey), ["spaces", "latin1"])
+        for d in duplicates {
+            let first = try XCTUnwrap(rows.first { $0.ordinal == d.duplicateOf })
+            XCTAssertTrue([.kept, .filtered].contains(d.status), d.sourceKey)
+            XCTAssertEqual(d.captions.map(\.text), first.captions.map(\.text), "captions reused, not regenerated")
+            XCTAssertEqual(d.captions.map(\.tokenIDs), first.captions.map(\.tokenIDs))
+            XCTAssertNotNil(d.captions.first?.itm, "the duplicate's texts are still scored")
+        }
+    }
+
     /// A shard closes before its samples pass max_shard_bytes, whatever samples_per_shard says.
     func testByteCapSplitsShards() throws {
         let corpus = try TestCorpus.make(samplesPerShard: 1000, maxShardBytes: 20_000)

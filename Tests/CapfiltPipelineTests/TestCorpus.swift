@@ -77,7 +77,8 @@ struct TestCorpus {
 
     /// Writes `data/00000.tar` (the scrape), `list.jsonl` + `images/` (the same as a list) and `spec.yaml`.
     static func make(kind: String = "webdataset", samplesPerShard: Int = 4, decoding: String = "nucleus",
-                     batchSize: Int = 4, maxShardBytes: Int = 1 << 30, filterModel: URL? = nil) throws -> TestCorpus {
+                     batchSize: Int = 4, maxShardBytes: Int = 1 << 30, filterModel: URL? = nil,
+                     duplicates: String = "drop") throws -> TestCorpus {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("capfilt-pipeline-\(UUID().uuidString)")
         let data = folder.appendingPathComponent("data"), images = folder.appendingPathComponent("images")
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
@@ -118,6 +119,7 @@ struct TestCorpus {
             filter:
               model: \((filterModel ?? blipFixtures.appendingPathComponent("itm-st")).path)
               threshold: 0.5
+            duplicates: \(duplicates)
             """
         try spec.write(to: folder.appendingPathComponent("spec.yaml"), atomically: true, encoding: .utf8)
         return TestCorpus(folder: folder, expectations: all.map(\.expectation))
