@@ -13,6 +13,9 @@ public final class Tensor: @unchecked Sendable {
     public let count: Int
     /// `count` floats, row-major.
     public let data: UnsafeMutablePointer<Float>
+    /// For a tensor viewing memory it does not own (a memory-mapped checkpoint): what keeps that memory alive.
+    /// Such memory may be read-only; weights are never written after loading.
+    private let owner: AnyObject?
 
     /// A zero-filled tensor.
     public init(zeros shape: [Int]) {
@@ -21,7 +24,21 @@ public final class Tensor: @unchecked Sendable {
         self.count = shape.reduce(1, *)
         self.data = .allocate(capacity: max(count, 1))
         self.data.initialize(repeating: 0, count: max(count, 1))
+        self.owner = nil
     }
+
+    /// A tensor viewing `count` floats at `pointer`, kept valid by `owner` (e.g. a memory-mapped file).
+    /// Nothing is copied: a 1 GB checkpoint used in place costs its pages once, shared with the page cache.
+    public init(borrowing pointer: UnsafePointer<Float>, shape: [Int], owner: AnyObject) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        self.data = UnsafeMutablePointer(mutating: pointer)
+        self.owner = owner
+    }
+
+    /// True when the storage belongs to someone else (see `init(borrowing:shape:owner:)`).
+    public var isBorrowed: Bool { owner != nil }
 
     /// A tensor holding a copy of `values`, which must have `shape.product` elements.
     public convenience init(shape: [Int], values: [Float]) {
@@ -38,7 +55,7 @@ public final class Tensor: @unchecked Sendable {
         try body(UnsafeMutableBufferPointer(start: data, count: count))
     }
 
-    deinit { data.deallocate() }
+    deinit { if owner == nil { data.deallocate() } }
 
     /// The elements as a Swift array (a copy).
     public var scalars: [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
@@ -54,12 +71,10 @@ public final class Tensor: @unchecked Sendable {
     @inlinable
     public func dim(_ i: Int) -> Int { i < 0 ? shape[shape.count + i] : shape[i] }
 
-    /// A copy with a new shape of the same element count.
+    /// The same elements with a new shape of equal count: a view sharing this tensor's storage.
     public func reshaped(_ newShape: [Int]) -> Tensor {
         precondition(newShape.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
-        let t = Tensor(zeros: newShape)
-        t.data.update(from: data, count: count)
-        return t
+        return Tensor(borrowing: data, shape: newShape, owner: self)
     }
 }
 

@@ -159,6 +159,15 @@ public final class TorchCheckpointFile: TensorSource {
 
     public func float32Tensor(named name: String) throws -> Tensor {
         let descriptor = try floatingDescriptor(name)
+        // A contiguous little-endian F32 view, 4-byte aligned: used in place, no copy.
+        if descriptor.elementType == .float32, !bigEndian, let record = records[name],
+           let start = storageStart[record.storage.key], let base = file.bytes.baseAddress,
+           record.strides == contiguousStrides(record.shape) {
+            let address = base + start + record.storageOffset * MemoryLayout<Float>.size
+            if Int(bitPattern: address) % MemoryLayout<Float>.alignment == 0 {
+                return Tensor(borrowing: address.assumingMemoryBound(to: Float.self), shape: descriptor.shape, owner: file)
+            }
+        }
         let tensor = Tensor(zeros: descriptor.shape)
         guard let record = records[name], let start = storageStart[record.storage.key],
               let base = file.bytes.baseAddress, tensor.count > 0 else { return tensor }
@@ -167,4 +176,15 @@ public final class TorchCheckpointFile: TensorSource {
                                  into: tensor.data)
         return tensor
     }
+}
+
+/// Row-major strides of `shape`, in elements.
+private func contiguousStrides(_ shape: [Int]) -> [Int] {
+    var strides = [Int](repeating: 1, count: shape.count)
+    var step = 1
+    for i in stride(from: shape.count - 1, through: 0, by: -1) {
+        strides[i] = step
+        step *= max(shape[i], 1)
+    }
+    return strides
 }
