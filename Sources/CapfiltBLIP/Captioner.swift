@@ -70,7 +70,7 @@ public final class BLIPCaptioner: Sendable {
         }
         let images = (0..<b).map { decoder.imageKeyValues(imageEmbeddings.data + $0 * n * dv, tokens: n) }
         if options.numBeams > 1 {
-            return (0..<b).map { beamSearch(image: images[$0], prompt: prompt, maxLength: maxLength, options: options) }
+            return beamSearch(images: images, prompt: prompt, maxLength: maxLength, options: options)
         }
         let seeds = seeds.count == b ? seeds : (0..<b).map { UInt64($0) }
         return sampleOrGreedy(images: images, prompt: prompt, maxLength: maxLength, options: options, seeds: seeds)
@@ -125,93 +125,121 @@ public final class BLIPCaptioner: Sendable {
         return sequences
     }
 
-    /// `_beam_search` for one image (results do not depend on the other images of a batch in transformers
-    /// either: every mask and stop condition there is per batch item).
-    private func beamSearch(image: Text.ImageKeyValues, prompt: [Int], maxLength: Int, options: GenerationOptions) -> [Int] {
-        let k = options.numBeams, v = config.text.vocabSize, c = config.text.hiddenSize
+    /// `_beam_search` state of one image: transformers keeps exactly this per batch item, and every mask and
+    /// stop condition is per item, so images can share one batched forward without changing any result.
+    private struct BeamState {
+        var running: [[Int]]
+        var runningScores: [Float]
+        var finished: [[Int]]
+        var finishedScores: [Float]
+        var isFinished: [Bool]
+        var heuristicUnsatisfied = true
+        var done = false
+
+        init(prompt: [Int], beams k: Int) {
+            running = Array(repeating: prompt, count: k)
+            runningScores = [Float](repeating: -1e9, count: k)
+            runningScores[0] = 0
+            finished = Array(repeating: [], count: k)
+            finishedScores = [Float](repeating: -1e9, count: k)
+            isFinished = [Bool](repeating: false, count: k)
+        }
+    }
+
+    /// `_beam_search` for a batch of images: B·K rows through one forward per step, the selection logic
+    /// per image as transformers does it.
+    private func beamSearch(images: [Text.ImageKeyValues], prompt: [Int], maxLength: Int, options: GenerationOptions) -> [[Int]] {
+        let k = options.numBeams, v = config.text.vocabSize, c = config.text.hiddenSize, b = images.count
+        let rows = b * k
         let keep = 2 * k  // beams_to_keep: one EOS id, so (1 + 1) · num_beams candidates
         let promptLength = prompt.count
         let procs = processors(options, sampling: false, minTokensToKeep: 1)
         let lp = Double(options.lengthPenalty)
 
-        var running = Array(repeating: prompt, count: k)
-        var runningScores = [Float](repeating: -1e9, count: k)
-        runningScores[0] = 0
-        var finished = Array(repeating: [Int](), count: k)
-        var finishedScores = [Float](repeating: -1e9, count: k)
-        var isFinished = [Bool](repeating: false, count: k)
-        var heuristicUnsatisfied = true
-
-        let cache = decoder.makeCache(rows: k, capacity: maxLength)
-        let images = Array(repeating: image, count: k)
-        var input = running.flatMap { $0 }
+        var states = Array(repeating: BeamState(prompt: prompt, beams: k), count: b)
+        let cache = decoder.makeCache(rows: rows, capacity: maxLength)
+        let rowImages = images.flatMap { Array(repeating: $0, count: k) }
+        var input = Array(repeating: prompt, count: rows).flatMap { $0 }
         var tokens = promptLength
         var curLen = promptLength
         let logProbs = Tensor(zeros: [k, v])
         while true {
-            let hidden = decoder.forward(ids: input, rows: k, tokens: tokens, cache: cache, images: images, causal: true)
-            let logits = head.logits(hidden.data + (tokens - 1) * c, rows: k, ld: tokens * c)
-
-            // Accumulated log-probabilities of every (beam, token) continuation.
-            for beam in 0..<k {
-                let row = logProbs.row(beam)
-                Ops.logSoftmax(logits.row(beam), count: v, into: row)
-                let buffer = UnsafeMutableBufferPointer(start: row, count: v)
-                let context = DecodingContext(tokens: running[beam], promptLength: promptLength)
-                for p in procs { p.process(buffer, context: context) }
-                let base = runningScores[beam]
-                for j in 0..<v { row[j] += base }
+            let hidden = decoder.forward(ids: input, rows: rows, tokens: tokens, cache: cache, images: rowImages, causal: true)
+            let logits = head.logits(hidden.data + (tokens - 1) * c, rows: rows, ld: tokens * c)
+            var parents = Array(0..<rows)
+            for img in 0..<b where !states[img].done {
+                let chosen = step(&states[img], logits: logits, firstRow: img * k, logProbs: logProbs, beams: k, keep: keep,
+                                  curLen: curLen, promptLength: promptLength, maxLength: maxLength, processors: procs,
+                                  lengthPenalty: lp, earlyStopping: options.earlyStopping)
+                for (j, parent) in chosen.enumerated() { parents[img * k + j] = img * k + parent }
             }
-            let top = topCandidates(logProbs.data, count: k * v, keep: keep)  // (score, flat index), descending
-            let hits: [Bool] = top.map { $0.index % v == eos || curLen + 1 >= maxLength }
-
-            // Running beams: the best K candidates that did not stop (a stop costs -1e9, as in transformers).
-            let penalized: [Float] = (0..<keep).map { top[$0].score + (hits[$0] ? -1e9 : 0) }
-            let runningOrder = descendingOrder(penalized).prefix(k)
-            var parents: [Int] = [], nextRunning: [[Int]] = [], nextScores: [Float] = []
-            for i in runningOrder {
-                let beam = top[i].index / v
-                parents.append(beam)
-                nextRunning.append(running[beam] + [top[i].index % v])
-                nextScores.append(penalized[i])
-            }
-
-            // Finished hypotheses: candidates among the top K that hit a stop, scored by length.
-            let generated = Float(pow(Double(curLen + 1 - promptLength), lp))
-            let full = isFinished.allSatisfy { $0 } && options.earlyStopping == .always
-            var merged: [(score: Float, seq: [Int], done: Bool)] = (0..<k).map { (finishedScores[$0], finished[$0], isFinished[$0]) }
-            for i in 0..<keep {
-                var s = top[i].score / generated
-                if full { s += -1e9 }
-                if !heuristicUnsatisfied { s += -1e9 }
-                let justFinished = hits[i] && i < k
-                if !justFinished { s += -1e9 }
-                let beam = top[i].index / v
-                merged.append((s, running[beam] + [top[i].index % v], justFinished))
-            }
-            let best = descendingOrder(merged.map(\.score)).prefix(k)
-            finished = best.map { merged[$0].seq }
-            finishedScores = best.map { merged[$0].score }
-            isFinished = best.map { merged[$0].done }
-
-            running = nextRunning
-            runningScores = nextScores
             cache.reorder(parents)
             curLen += 1
-
-            // _check_early_stop_heuristic
-            let hypothetical = options.earlyStopping == .never && lp > 0 ? maxLength - promptLength : curLen - promptLength
-            let bestPossible = runningScores[0] / Float(pow(Double(hypothetical), lp))
-            let worstFinished = finishedScores.min() ?? -1e9
-            heuristicUnsatisfied = heuristicUnsatisfied && isFinished.contains { bestPossible > ($0 ? worstFinished : -1e9) }
-            let openBeam = !(isFinished.allSatisfy { $0 } && options.earlyStopping == .always)
-            let validContinuations = !hits.allSatisfy { $0 }
-            if !(heuristicUnsatisfied && openBeam && validContinuations) { break }
-
-            input = running.map { $0.last ?? config.text.padTokenId }
+            if states.allSatisfy(\.done) { break }
+            input = states.flatMap { state in state.running.map { state.done ? config.text.padTokenId : ($0.last ?? config.text.padTokenId) } }
             tokens = 1
         }
-        return finished[0]
+        return states.map { $0.finished[0] }
+    }
+
+    /// One beam-search step of one image: scores its K rows of logits, updates running and finished
+    /// hypotheses and the stop conditions, and returns each new running beam's parent (0..<K).
+    private func step(_ s: inout BeamState, logits: Tensor, firstRow: Int, logProbs: Tensor, beams k: Int, keep: Int,
+                      curLen: Int, promptLength: Int, maxLength: Int, processors procs: [any LogitsProcessor],
+                      lengthPenalty lp: Double, earlyStopping: EarlyStopping) -> [Int] {
+        let v = config.text.vocabSize
+        // Accumulated log-probabilities of every (beam, token) continuation.
+        for beam in 0..<k {
+            let row = logProbs.row(beam)
+            Ops.logSoftmax(logits.row(firstRow + beam), count: v, into: row)
+            let buffer = UnsafeMutableBufferPointer(start: row, count: v)
+            let context = DecodingContext(tokens: s.running[beam], promptLength: promptLength)
+            for p in procs { p.process(buffer, context: context) }
+            let base = s.runningScores[beam]
+            for j in 0..<v { row[j] += base }
+        }
+        let top = topCandidates(logProbs.data, count: k * v, keep: keep)  // (score, flat index), descending
+        let hits: [Bool] = top.map { $0.index % v == eos || curLen + 1 >= maxLength }
+
+        // Running beams: the best K candidates that did not stop (a stop costs -1e9, as in transformers).
+        let penalized: [Float] = (0..<keep).map { top[$0].score + (hits[$0] ? -1e9 : 0) }
+        var parents: [Int] = [], nextRunning: [[Int]] = [], nextScores: [Float] = []
+        for i in descendingOrder(penalized).prefix(k) {
+            let beam = top[i].index / v
+            parents.append(beam)
+            nextRunning.append(s.running[beam] + [top[i].index % v])
+            nextScores.append(penalized[i])
+        }
+
+        // Finished hypotheses: candidates among the top K that hit a stop, scored by length.
+        let generated = Float(pow(Double(curLen + 1 - promptLength), lp))
+        let full = s.isFinished.allSatisfy { $0 } && earlyStopping == .always
+        var merged: [(score: Float, seq: [Int], done: Bool)] = (0..<k).map { (s.finishedScores[$0], s.finished[$0], s.isFinished[$0]) }
+        for i in 0..<keep {
+            var score = top[i].score / generated
+            if full { score += -1e9 }
+            if !s.heuristicUnsatisfied { score += -1e9 }
+            let justFinished = hits[i] && i < k
+            if !justFinished { score += -1e9 }
+            merged.append((score, s.running[top[i].index / v] + [top[i].index % v], justFinished))
+        }
+        let best = descendingOrder(merged.map(\.score)).prefix(k)
+        s.finished = best.map { merged[$0].seq }
+        s.finishedScores = best.map { merged[$0].score }
+        s.isFinished = best.map { merged[$0].done }
+        s.running = nextRunning
+        s.runningScores = nextScores
+
+        // _check_early_stop_heuristic (with the length after this step), then the loop conditions.
+        let length = curLen + 1
+        let hypothetical = earlyStopping == .never && lp > 0 ? maxLength - promptLength : length - promptLength
+        let bestPossible = s.runningScores[0] / Float(pow(Double(hypothetical), lp))
+        let worstFinished = s.finishedScores.min() ?? -1e9
+        s.heuristicUnsatisfied = s.heuristicUnsatisfied && s.isFinished.contains { bestPossible > ($0 ? worstFinished : -1e9) }
+        let openBeam = !(s.isFinished.allSatisfy { $0 } && earlyStopping == .always)
+        let validContinuations = !hits.allSatisfy { $0 }
+        s.done = !(s.heuristicUnsatisfied && openBeam && validContinuations)
+        return parents
     }
 
     /// Indices of `values` from largest to smallest, ties by lower index (torch.topk's order on the CPU).

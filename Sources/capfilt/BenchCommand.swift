@@ -1,0 +1,126 @@
+// `capfilt bench`: per-component timings of the engine on real-size checkpoints, with the FLOPs of the vision
+// tower and the sgemm throughput OpenBLAS reaches on the same shapes, so the report says how close to the
+// machine's GEMM limit we are. Scripts/bench_vs_transformers.py runs transformers on the same work.
+import ArgumentParser
+import CapfiltBLIP
+import CapfiltTensor
+import Foundation
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time the engine's components (JSON on stdout).")
+
+    @Option(help: "A captioning model folder.")
+    var caption: String
+    @Option(help: "An ITM model folder.")
+    var itm: String
+    @Option(help: "Repetitions per measurement (the median is reported).")
+    var repeats = 3
+    @Option(help: "OpenBLAS threads (default: all cores).")
+    var threads: Int?
+    @Argument(help: "Images (one is enough; several are cycled).")
+    var images: [String]
+
+    func run() throws {
+        BLAS.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        let captionFolder = try ModelFolder(url: URL(fileURLWithPath: caption))
+        let itmFolder = try ModelFolder(url: URL(fileURLWithPath: itm))
+        let captioner = try captionFolder.loadCaptioner()
+        let retriever = try itmFolder.loadRetriever()
+        let encoded = try images.map { try readFile($0) }
+        var results: [(String, Double)] = []
+
+        func median(_ body: () throws -> Void) rethrows -> Double {
+            var times: [Double] = []
+            for _ in 0..<max(1, repeats) {
+                let start = DispatchTime.now().uptimeNanoseconds
+                try body()
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
+            return times.sorted()[times.count / 2]
+        }
+
+        let pixels = try captionFolder.pixelValues(imageBytes: encoded[0])
+        results.append(("decode_preprocess", try median { _ = try captionFolder.pixelValues(imageBytes: encoded[0]) }))
+        var embeds = pixels.withUnsafeBufferPointer { captioner.imageEmbeddings(pixels: $0.baseAddress!, batch: 1) }
+        let vision = median { embeds = pixels.withUnsafeBufferPointer { captioner.imageEmbeddings(pixels: $0.baseAddress!, batch: 1) } }
+        results.append(("vision_forward", vision))
+
+        var beam = GenerationOptions()
+        beam.numBeams = 3
+        beam.maxNewTokens = 20
+        beam.minNewTokens = 20   // exactly 20 new tokens, as the transformers side does
+        let start = [captioner.config.text.bosTokenId]
+        results.append(("beam3_caption_20_tokens", try median { _ = try captioner.generate(imageEmbeddings: embeds, prompt: start, options: beam) }))
+        var nucleus = GenerationOptions()
+        nucleus.doSample = true
+        nucleus.topP = 0.9
+        nucleus.maxNewTokens = 20
+        nucleus.minNewTokens = 20
+        results.append(("nucleus_caption_20_tokens", try median { _ = try captioner.generate(imageEmbeddings: embeds, prompt: start, options: nucleus, seeds: [1]) }))
+
+        let itmPixels = try itmFolder.pixelValues(imageBytes: encoded[0])
+        let itmEmbeds = itmPixels.withUnsafeBufferPointer { retriever.imageEmbeddings(pixels: $0.baseAddress!, batch: 1) }
+        let text = itmFolder.tokenizer.encode("a woman sitting on the beach with her dog", maxLength: 35)
+        results.append(("itm_per_text", try median { _ = try retriever.scores(imageEmbeds: itmEmbeds.data, texts: [text]) }))
+
+        // The whole CapFilt step for one image: decode, preprocess, caption (nucleus), filter web text + caption.
+        results.append(("capfilt_step", try median {
+            let p = try captionFolder.pixelValues(imageBytes: encoded[0])
+            let e = p.withUnsafeBufferPointer { captioner.imageEmbeddings(pixels: $0.baseAddress!, batch: 1) }
+            let ids = try captioner.generate(imageEmbeddings: e, prompt: start, options: nucleus, seeds: [1])[0]
+            let caption = captionFolder.tokenizer.decode(ids, skipSpecialTokens: true)
+            let q = try itmFolder.pixelValues(imageBytes: encoded[0])
+            let f = q.withUnsafeBufferPointer { retriever.imageEmbeddings(pixels: $0.baseAddress!, batch: 1) }
+            _ = try retriever.scores(imageEmbeds: f.data, texts: [text, itmFolder.tokenizer.encode(caption, maxLength: 35)])
+        }))
+
+        let flops = Self.visionFLOPs(captioner.config.vision)
+        let gemm = Self.sgemmThroughput(captioner.config.vision, repeats: repeats)
+        var fields: [String] = results.map { "\"\($0.0)_s\": \(String(format: "%.4f", $0.1))" }
+        fields.append("\"vision_gflop\": \(String(format: "%.2f", flops / 1e9))")
+        fields.append("\"vision_gflops_per_s\": \(String(format: "%.1f", flops / 1e9 / vision))")
+        fields.append("\"sgemm_gflops_per_s_same_shapes\": \(String(format: "%.1f", gemm))")
+        fields.append("\"vision_share_of_sgemm\": \(String(format: "%.3f", flops / 1e9 / vision / gemm))")
+        fields.append("\"peak_rss_mb\": \(Self.peakRSSMegabytes())")
+        fields.append("\"blas_threads\": \(BLAS.threads)")
+        fields.append("\"blas\": \"\(BLAS.configuration)\"")
+        print("{" + fields.joined(separator: ", ") + "}")
+    }
+
+    /// FLOPs of one image through the vision tower: patch embedding, every layer's GEMMs and attention.
+    static func visionFLOPs(_ c: BLIPVisionConfig) -> Double {
+        let n = Double(c.sequenceLength), d = Double(c.hiddenSize), i = Double(c.intermediateSize)
+        let patches = Double(c.patchesPerSide * c.patchesPerSide), patchLen = Double(3 * c.patchSize * c.patchSize)
+        let perLayer = 2 * n * (3 * d * d + d * d + 2 * d * i) + 2 * 2 * n * n * d
+        return 2 * patches * patchLen * d + Double(c.numHiddenLayers) * perLayer
+    }
+
+    /// sgemm GFLOP/s on the ViT's GEMM shapes (x·Wᵀ with M = tokens), weighted as the tower weights them.
+    static func sgemmThroughput(_ c: BLIPVisionConfig, repeats: Int) -> Double {
+        let m = c.sequenceLength, d = c.hiddenSize, i = c.intermediateSize
+        let shapes = [(m, 3 * d, d), (m, d, d), (m, i, d), (m, d, i)]
+        var flops = 0.0, seconds = 0.0
+        for (mm, n, k) in shapes {
+            let a = [Float](repeating: 0.01, count: mm * k), b = [Float](repeating: 0.01, count: n * k)
+            var out = [Float](repeating: 0, count: mm * n)
+            for _ in 0..<max(2, repeats) {
+                let start = DispatchTime.now().uptimeNanoseconds
+                a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { op in
+                    BLAS.gemm(transB: true, m: mm, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: k, c: op.baseAddress!, ldc: n)
+                } } }
+                seconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                flops += 2 * Double(mm) * Double(n) * Double(k)
+            }
+        }
+        return flops / seconds / 1e9
+    }
+
+    static func peakRSSMegabytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kb = Int(line.split(separator: " ").dropFirst().first ?? "") else { return -1 }
+        return kb / 1024
+    }
+}
