@@ -35,18 +35,19 @@ public enum Attention {
             // S (Tq, Tk) = Q_h (Tq, hd) · K_hᵀ: K_h is (Tk, hd) row-major with stride ldk, so transB.
             BLAS.gemm(transB: true, m: tq, n: tk, k: hd,
                       a: q + off, lda: ldq, b: k + off, ldb: ldk, c: scores, ldc: tk)
-            switch scaling {
-            case .multiply(let s): for i in 0..<(tq * tk) { scores[i] *= s }
-            case .divide(let s): for i in 0..<(tq * tk) { scores[i] /= s }
-            }
-            if causalOffset != nil || validKeys != nil {
-                for i in 0..<tq {
-                    let limit = min(causalOffset.map { $0 + i + 1 } ?? tk, validKeys ?? tk)
+            // Scale, mask and softmax each score row (one pass per row, rows in parallel).
+            Parallel.rows(tq, work: tq * tk * 4) { range in
+                for i in range {
                     let row = scores + i * tk
+                    switch scaling {
+                    case .multiply(let s): for j in 0..<tk { row[j] *= s }
+                    case .divide(let s): for j in 0..<tk { row[j] /= s }
+                    }
+                    let limit = min(causalOffset.map { $0 + i + 1 } ?? tk, validKeys ?? tk)
                     for j in limit..<tk { row[j] = -.infinity }
+                    Ops.softmaxRow(row, width: tk)
                 }
             }
-            Ops.softmaxRows(scores, rows: tq, width: tk, ld: tk)
             // ctx_h (Tq, hd) = P (Tq, Tk) · V_h (Tk, hd, stride ldv), written into its head's columns of out.
             BLAS.gemm(m: tq, n: hd, k: tk, a: scores, lda: tk, b: v + off, ldb: ldv, c: out + off, ldc: ldo)
         }

@@ -23,9 +23,12 @@ public enum Ops {
                   beta: accumulate ? 1 : 0, c: y, ldc: ldy)
         if let bias {
             precondition(bias.count == n, "linear: bias \(bias.shape) for \(n) outputs")
-            for i in 0..<m {
-                let row = y + i * ldy
-                for j in 0..<n { row[j] += bias.data[j] }
+            let b = bias.data
+            Parallel.rows(m, work: m * n) { range in
+                for i in range {
+                    let row = y + i * ldy
+                    for j in 0..<n { row[j] += b[j] }
+                }
             }
         }
     }
@@ -37,7 +40,7 @@ public enum Ops {
         gamma: Tensor, beta: Tensor, eps: Float, into y: UnsafeMutablePointer<Float>
     ) {
         precondition(gamma.count == c && beta.count == c, "layerNorm: parameters for width \(gamma.count), rows \(c)")
-        for i in 0..<m {
+        Parallel.rows(m, work: m * c * 4) { range in for i in range {
             let src = x + i * c, dst = y + i * c
             var sum = 0.0
             for j in 0..<c { sum += Double(src[j]) }
@@ -48,34 +51,40 @@ public enum Ops {
             let meanF = Float(mean)
             let rstd = 1 / (variance + eps).squareRoot()
             for j in 0..<c { dst[j] = (src[j] - meanF) * rstd * gamma.data[j] + beta.data[j] }
-        }
+        } }
     }
 
     /// Exact (erf) GELU in place: `0.5 · x · (1 + erf(x / √2))`, PyTorch's default `nn.GELU()`.
     public static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
         let invSqrt2 = Float(0.70710678118654752440)
-        for i in 0..<count {
-            let v = x[i]
-            x[i] = v * 0.5 * (1 + erff(v * invSqrt2))
+        let chunk = 4096
+        Parallel.rows((count + chunk - 1) / chunk, work: count * 8) { range in
+            for i in (range.lowerBound * chunk)..<min(count, range.upperBound * chunk) {
+                let v = x[i]
+                x[i] = v * 0.5 * (1 + erff(v * invSqrt2))
+            }
         }
     }
 
     /// Softmax over each row of `(M, N)` in place, with leading dimension `ld`.
     /// Entries equal to `-Float.infinity` get probability exactly 0.
     public static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows m: Int, width n: Int, ld: Int) {
-        for i in 0..<m {
-            let row = x + i * ld
-            var maxV = -Float.infinity
-            for j in 0..<n where row[j] > maxV { maxV = row[j] }
-            var sum: Float = 0
-            for j in 0..<n {
-                let e = expf(row[j] - maxV)
-                row[j] = e
-                sum += e
-            }
-            let inv = 1 / sum
-            for j in 0..<n { row[j] *= inv }
+        Parallel.rows(m, work: m * n * 4) { range in for i in range { softmaxRow(x + i * ld, width: n) } }
+    }
+
+    /// Softmax of one row of `n` floats in place.
+    @inlinable
+    public static func softmaxRow(_ row: UnsafeMutablePointer<Float>, width n: Int) {
+        var maxV = -Float.infinity
+        for j in 0..<n where row[j] > maxV { maxV = row[j] }
+        var sum: Float = 0
+        for j in 0..<n {
+            let e = expf(row[j] - maxV)
+            row[j] = e
+            sum += e
         }
+        let inv = 1 / sum
+        for j in 0..<n { row[j] *= inv }
     }
 
     /// Log-softmax of one row into `y`: `x − max − log Σ exp(x − max)`, as `torch.log_softmax`.
