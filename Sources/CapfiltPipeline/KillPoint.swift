@@ -24,6 +24,10 @@ enum KillPoint {
         hits += 1
         let now = hits
         lock.unlock()
-        if now == target.count { kill(getpid(), target.signal) }
+        guard now == target.count else { return }
+        kill(getpid(), target.signal)
+        // SIGINT is handled asynchronously (a dispatch source sets the stop flag): give the handler time to
+        // run, so the test sees the stop at this point and not a few writes later.
+        if target.signal == SIGINT { usleep(300_000) }
     }
 }

@@ -95,7 +95,7 @@ final class CrashTests: XCTestCase {
         var generator = SystemRandomNumberGenerator()
         var randomKills = 0
         try? FileManager.default.removeItem(at: corpus.output.appendingPathComponent("capfilt_run.json"))
-        for _ in 0..<120 where randomKills < 12 {
+        for _ in 0..<150 where kills.count < 24 {
             // Once a run got to the end, restart its export so random kills keep landing in real work.
             let ledger = try Ledger.open(runFolder: corpus.output)
             if try ledger.exportComplete() { try ledger.clearExport() }
