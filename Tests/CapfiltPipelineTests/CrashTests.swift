@@ -93,7 +93,6 @@ final class CrashTests: XCTestCase {
         }
         // 2. Random instants: SIGKILL from outside at a uniform time within a full run's duration.
         var generator = SystemRandomNumberGenerator()
-        var randomKills = 0
         try? FileManager.default.removeItem(at: corpus.output.appendingPathComponent("capfilt_run.json"))
         for _ in 0..<150 where kills.count < 24 {
             // Once a run got to the end, restart its export so random kills keep landing in real work.
@@ -105,7 +104,6 @@ final class CrashTests: XCTestCase {
             if p.isRunning {
                 kill(p.processIdentifier, SIGKILL)
                 p.waitUntilExit()
-                randomKills += 1
                 kills.append("random@\(String(format: "%.2f", delay))s")
             } else {
                 p.waitUntilExit()
