@@ -127,8 +127,10 @@ public final class PipelineRun: @unchecked Sendable {
         let readerError = Locked<Error?>(nil)
         let ingestor = Ingestor(spec: spec, captionFolder: captionFolder, filterFolder: filterFolder)
         let batchSize = spec.captioner.batchSize
+        let readerDone = DispatchSemaphore(value: 0)
 
         let reader = Thread { [self] in
+            defer { readerDone.signal() }
             do {
                 let corpus = try CorpusReader(spec: spec.input, baseDirectory: spec.baseDirectory)
                 var batch: [InputSample] = []
@@ -158,21 +160,28 @@ public final class PipelineRun: @unchecked Sendable {
         reader.stackSize = 8 << 20
         reader.start()
 
-        while let samples = queue.pop() {
-            if stop.isSet { queue.close(); break }
-            var batch = samples
-            counters.update { $0.stage = "caption" }
-            try captionStage(&batch)
-            counters.update { $0.captioned += batch.filter { $0.captionPixels != nil }.count; $0.stage = "filter" }
-            try filterStage(&batch)
-            let snapshot = counters.update { c in
-                c.finished += batch.count
-                c.kept += batch.filter { $0.record.status == .kept }.count
-                c.failed += batch.filter { $0.record.status == .failed }.count
+        do {
+            // Whatever ends this loop (done, stop, a thrown error), the queue is closed so the reader cannot stay
+            // blocked on it, and the reader is awaited before returning.
+            defer {
+                queue.close()
+                readerDone.wait()
             }
-            progress(snapshot)
+            while let samples = queue.pop() {
+                if stop.isSet { break }
+                var batch = samples
+                counters.update { $0.stage = "caption" }
+                try captionStage(&batch)
+                counters.update { $0.captioned += batch.filter { $0.captionPixels != nil }.count; $0.stage = "filter" }
+                try filterStage(&batch)
+                let snapshot = counters.update { c in
+                    c.finished += batch.count
+                    c.kept += batch.filter { $0.record.status == .kept }.count
+                    c.failed += batch.filter { $0.record.status == .failed }.count
+                }
+                progress(snapshot)
+            }
         }
-        while !reader.isFinished { Thread.sleep(forTimeInterval: 0.005) }
         if let error = readerError.value { throw error }
         if stop.isSet { return .interrupted }
 
