@@ -76,6 +76,24 @@ struct BenchCommand: ParsableCommand {
             _ = try retriever.scores(imageEmbeds: f.data, texts: [text, itmFolder.tokenizer.encode(caption, maxLength: 35)])
         }))
 
+        // The same step as the pipeline runs it: a batch of images through each model together.
+        let batch = 8
+        results.append(("capfilt_step_batch8_per_image", try median {
+            var p: [Float] = [], q: [Float] = []
+            for i in 0..<batch {
+                p += try captionFolder.pixelValues(imageBytes: encoded[i % encoded.count])
+                q += try itmFolder.pixelValues(imageBytes: encoded[i % encoded.count])
+            }
+            let e = p.withUnsafeBufferPointer { captioner.imageEmbeddings(pixels: $0.baseAddress!, batch: batch) }
+            let captions = try captioner.generate(imageEmbeddings: e, prompt: start, options: nucleus, seeds: (0..<batch).map(UInt64.init))
+            let f = q.withUnsafeBufferPointer { retriever.imageEmbeddings(pixels: $0.baseAddress!, batch: batch) }
+            let perImage = retriever.config.vision.sequenceLength * retriever.config.vision.hiddenSize
+            for (i, ids) in captions.enumerated() {
+                let caption = itmFolder.tokenizer.encode(captionFolder.tokenizer.decode(ids, skipSpecialTokens: true), maxLength: 35)
+                _ = try retriever.scores(imageEmbeds: f.data + i * perImage, texts: [text, caption])
+            }
+        } / Double(batch)))
+
         let flops = Self.visionFLOPs(captioner.config.vision)
         let gemm = Self.sgemmThroughput(captioner.config.vision, repeats: repeats)
         var fields: [String] = results.map { "\"\($0.0)_s\": \(String(format: "%.4f", $0.1))" }
