@@ -51,47 +51,73 @@ public final class BLIPRetriever: Sendable {
     /// - imageEmbeds: `(N, Dv)` of one image.
     /// - texts: token ids as the processor gives them (`[CLS] … [SEP]`, used as-is).
     public func scores(imageEmbeds: UnsafePointer<Float>, texts: [[Int]]) throws -> [MatchScore] {
-        guard !texts.isEmpty else { return [] }
-        let c = config.text.hiddenSize, n = config.vision.sequenceLength, r = texts.count
-        let longest = texts.map(\.count).max() ?? 0
-        guard texts.allSatisfy({ !$0.isEmpty }) else { throw BLIPError.invalidArgument("a text has no tokens") }
+        let n = config.vision.sequenceLength, dv = config.vision.hiddenSize
+        let one = Tensor(zeros: [1, n, dv])
+        one.data.update(from: imageEmbeds, count: n * dv)
+        return try scores(imageEmbeddings: one, texts: [texts])[0]
+    }
+
+    /// ITM and ITC scores of a batch of images, each against its own texts, in one text pass for all of them
+    /// (every row still cross-attends to its own image; padding is masked, so rows equal their unbatched runs).
+    /// - imageEmbeddings: `(B, N, Dv)`.
+    /// - texts: per image, token ids as the processor gives them.
+    public func scores(imageEmbeddings: Tensor, texts: [[[Int]]]) throws -> [[MatchScore]] {
+        let b = imageEmbeddings.dim(0), n = config.vision.sequenceLength, dv = config.vision.hiddenSize
+        precondition(texts.count == b && imageEmbeddings.dim(1) == n && imageEmbeddings.dim(2) == dv, "scores: bad shapes")
+        let all = texts.flatMap { $0 }
+        guard !all.isEmpty else { return texts.map { _ in [] } }
+        let c = config.text.hiddenSize, e = config.imageTextHiddenSize, r = all.count
+        let longest = all.map(\.count).max() ?? 0
+        guard all.allSatisfy({ !$0.isEmpty }) else { throw BLIPError.invalidArgument("a text has no tokens") }
         guard longest <= config.text.maxPositionEmbeddings else {
             throw BLIPError.sequenceTooLong(length: longest, limit: config.text.maxPositionEmbeddings)
         }
-        guard texts.allSatisfy({ $0.allSatisfy { $0 >= 0 && $0 < config.text.vocabSize } }) else {
+        guard all.allSatisfy({ $0.allSatisfy { $0 >= 0 && $0 < config.text.vocabSize } }) else {
             throw BLIPError.invalidArgument("a text token id is outside the vocabulary of \(config.text.vocabSize)")
         }
-        // Right-pad to the longest text; padded keys are masked, so each row equals its unpadded run.
+        // Right-pad to the longest text; padded keys are masked.
         var ids: [Int] = []
-        for t in texts { ids += t + Array(repeating: config.text.padTokenId, count: longest - t.count) }
-        let lengths = texts.map(\.count)
+        for t in all { ids += t + Array(repeating: config.text.padTokenId, count: longest - t.count) }
+        let lengths = all.map(\.count)
 
-        // ITM: cross-attention to the image, classifier on [CLS].
-        let image = encoder.imageKeyValues(imageEmbeds, tokens: n)
+        // ITM: cross-attention to each row's image (K/V once per image), classifier on [CLS].
+        var rowImages: [Text.ImageKeyValues] = []
+        for (i, imageTexts) in texts.enumerated() where !imageTexts.isEmpty {
+            let keyValues = encoder.imageKeyValues(imageEmbeddings.data + i * n * dv, tokens: n)
+            rowImages += Array(repeating: keyValues, count: imageTexts.count)
+        }
         let itmHidden = encoder.forward(ids: ids, rows: r, tokens: longest, cache: encoder.makeCache(rows: r, capacity: longest),
-                                        images: Array(repeating: image, count: r), causal: false, validLengths: lengths)
+                                        images: rowImages, causal: false, validLengths: lengths)
         let itmLogits = Tensor(zeros: [r, 2])
         Ops.linear(itmHidden.data, rows: r, ldx: longest * c, weight: itmWeight, bias: itmBias, into: itmLogits.data, ldy: 2)
 
-        // ITC: the text alone, projected and normalized, against the image's projected [CLS].
+        // ITC: the texts alone, projected and normalized, against each image's projected [CLS].
         let textHidden = encoder.forward(ids: ids, rows: r, tokens: longest, cache: encoder.makeCache(rows: r, capacity: longest),
                                          images: nil, causal: false, validLengths: lengths)
-        let textProjection = Tensor(zeros: [r, config.imageTextHiddenSize])
+        let textProjection = Tensor(zeros: [r, e])
         Ops.linear(textHidden.data, rows: r, ldx: longest * c, weight: textProjectionWeight, bias: textProjectionBias,
-                   into: textProjection.data, ldy: config.imageTextHiddenSize)
-        let imageProjection = Tensor(zeros: [1, config.imageTextHiddenSize])
-        Ops.linear(imageEmbeds, rows: 1, ldx: config.vision.hiddenSize, weight: visionProjectionWeight,
-                   bias: visionProjectionBias, into: imageProjection.data, ldy: config.imageTextHiddenSize)
-        let imageVector = Ops.l2Normalize(imageProjection.scalars)
+                   into: textProjection.data, ldy: e)
+        let imageProjection = Tensor(zeros: [b, e])
+        Ops.linear(imageEmbeddings.data, rows: b, ldx: n * dv, weight: visionProjectionWeight, bias: visionProjectionBias,
+                   into: imageProjection.data, ldy: e)
 
-        return (0..<r).map { row in
-            let a = itmLogits.data[row * 2], b = itmLogits.data[row * 2 + 1]
-            let m = max(a, b)
-            let ea = expf(a - m), eb = expf(b - m)
-            let textVector = Ops.l2Normalize(Array(UnsafeBufferPointer(start: textProjection.row(row), count: config.imageTextHiddenSize)))
-            var cosine: Float = 0
-            for j in 0..<imageVector.count { cosine += imageVector[j] * textVector[j] }
-            return MatchScore(itm: eb / (ea + eb), itc: cosine)
+        var out: [[MatchScore]] = []
+        var row = 0
+        for (i, imageTexts) in texts.enumerated() {
+            let imageVector = Ops.l2Normalize(Array(UnsafeBufferPointer(start: imageProjection.row(i), count: e)))
+            var scores: [MatchScore] = []
+            for _ in imageTexts {
+                let a = itmLogits.data[row * 2], z = itmLogits.data[row * 2 + 1]
+                let m = max(a, z)
+                let ea = expf(a - m), ez = expf(z - m)
+                let textVector = Ops.l2Normalize(Array(UnsafeBufferPointer(start: textProjection.row(row), count: e)))
+                var cosine: Float = 0
+                for j in 0..<e { cosine += imageVector[j] * textVector[j] }
+                scores.append(MatchScore(itm: ez / (ea + ez), itc: cosine))
+                row += 1
+            }
+            out.append(scores)
         }
+        return out
     }
 }

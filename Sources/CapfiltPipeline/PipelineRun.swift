@@ -285,15 +285,17 @@ public final class PipelineRun: @unchecked Sendable {
         pixels.reserveCapacity(needs.count * 3 * side * side)
         for i in needs { pixels += batch[i].filterPixels ?? [] }
         let embeddings = pixels.withUnsafeBufferPointer { retriever.imageEmbeddings(pixels: $0.baseAddress!, batch: needs.count) }
-        let perImage = retriever.config.vision.sequenceLength * retriever.config.vision.hiddenSize
         let threshold = spec.filter.threshold
+        // Every text of every image of the batch in one pass: the web text (if usable) and each synthetic caption.
+        let texts: [[[Int]]] = needs.map { i in
+            let record = batch[i].record
+            return ((record.webText.map { [$0] } ?? []) + record.captions.map(\.text))
+                .map { filterFolder.tokenizer.encode($0, maxLength: spec.filter.maxTextTokens) }
+        }
+        let allScores = try retriever.scores(imageEmbeddings: embeddings, texts: texts)
         for (n, i) in needs.enumerated() {
             var record = batch[i].record
-            var texts: [String] = []
-            if let web = record.webText { texts.append(web) }
-            texts += record.captions.map(\.text)
-            let ids = texts.map { filterFolder.tokenizer.encode($0, maxLength: spec.filter.maxTextTokens) }
-            let scores = try retriever.scores(imageEmbeds: embeddings.data + n * perImage, texts: ids)
+            let scores = allScores[n]
             var offset = 0
             if record.webText != nil {
                 let s = scores[0]

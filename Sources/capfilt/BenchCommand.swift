@@ -87,11 +87,10 @@ struct BenchCommand: ParsableCommand {
             let e = p.withUnsafeBufferPointer { captioner.imageEmbeddings(pixels: $0.baseAddress!, batch: batch) }
             let captions = try captioner.generate(imageEmbeddings: e, prompt: start, options: nucleus, seeds: (0..<batch).map(UInt64.init))
             let f = q.withUnsafeBufferPointer { retriever.imageEmbeddings(pixels: $0.baseAddress!, batch: batch) }
-            let perImage = retriever.config.vision.sequenceLength * retriever.config.vision.hiddenSize
-            for (i, ids) in captions.enumerated() {
-                let caption = itmFolder.tokenizer.encode(captionFolder.tokenizer.decode(ids, skipSpecialTokens: true), maxLength: 35)
-                _ = try retriever.scores(imageEmbeds: f.data + i * perImage, texts: [text, caption])
+            let texts = captions.map { ids in
+                [text, itmFolder.tokenizer.encode(captionFolder.tokenizer.decode(ids, skipSpecialTokens: true), maxLength: 35)]
             }
+            _ = try retriever.scores(imageEmbeddings: f, texts: texts)
         } / Double(batch)))
 
         let flops = Self.visionFLOPs(captioner.config.vision)

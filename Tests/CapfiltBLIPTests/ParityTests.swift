@@ -205,4 +205,27 @@ final class ParityTests: XCTestCase {
             XCTAssertLessThan(worstEmbeds, 1e-4)
         }
     }
+
+    /// All images with all their texts in one batched pass: the same scores as transformers per pair.
+    func testScoresBatchedAcrossImagesMatch() throws {
+        let (folder, model) = try LoadedModels.shared.retriever("itm-st")
+        let names = goldens.imageNames
+        let pixels = try names.flatMap { try goldenPixels($0) }
+        let embeds = pixels.withUnsafeBufferPointer { model.imageEmbeddings(pixels: $0.baseAddress!, batch: names.count) }
+        // Different numbers of texts per image, including none.
+        let counts = names.indices.map { $0 % 3 == 2 ? 0 : goldens.texts.count - $0 % 3 }
+        let texts = counts.map { Array(goldens.texts.prefix($0)).map { folder.tokenizer.encode($0) } }
+        let scores = try model.scores(imageEmbeddings: embeds, texts: texts)
+        var worst: Float = 0, pairs = 0
+        for (i, name) in names.enumerated() {
+            XCTAssertEqual(scores[i].count, counts[i])
+            let itm = goldens.floats(name, "itm"), itc = goldens.floats(name, "itc")
+            for (j, s) in scores[i].enumerated() {
+                worst = max(worst, abs(s.itm - itm[j]), abs(s.itc - itc[j]))
+                pairs += 1
+            }
+        }
+        print("[parity] batched across images: \(pairs) pairs, max abs diff \(worst)")
+        XCTAssertLessThan(worst, 1e-4)
+    }
 }
