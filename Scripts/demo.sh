@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Scripts/install-deps.sh
 echo "building capfilt (release)..." >&2
-swift build -c release --product capfilt >&2 2>/dev/null || swift build -c release --product capfilt >&2
+swift build -c release --product capfilt >&2
 bin=.build/release/capfilt
 "$bin" run Pipelines/demo.yaml --new-run
 labels=Pipelines/demo/corpus/labels.jsonl
