@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# The README's first command: builds capfilt and runs the whole CapFilt job on the bundled demo scrape
-# (Pipelines/demo.yaml), then, when the demo corpus ships ground-truth labels, measures the result with
-# `capfilt eval`. Until the trained demo world lands (issue 4), the demo is an interim 31-sample scrape run
-# with the tiny random test models, whose captions are word salad by construction.
+# The README's first command: builds capfilt, runs the whole CapFilt job on the bundled demo scrape
+# (Pipelines/demo.yaml: the synthetic corpus and the two tiny models trained on its world, see
+# Pipelines/demo/README.md), then measures the result against the corpus's ground truth with `capfilt eval`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Scripts/install-deps.sh
@@ -11,10 +10,8 @@ swift build -c release --product capfilt >&2
 bin=.build/release/capfilt
 "$bin" run Pipelines/demo.yaml --new-run
 labels=Pipelines/demo/corpus/labels.jsonl
-if [ -f "$labels" ]; then
-  echo >&2
-  echo "== capfilt eval (against $labels, which the pipeline never reads)" >&2
-  "$bin" eval local/demo-run --labels "$labels"
-fi
+echo >&2
+echo "== capfilt eval (against $labels, which the pipeline never reads)" >&2
+"$bin" eval local/demo-run --labels "$labels"
 echo >&2
 echo "output: local/demo-run/shards (webdataset tars, manifests, stats), local/demo-run/capfilt_run.json" >&2

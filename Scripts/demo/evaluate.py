@@ -80,7 +80,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--show", type=int, default=0, help="print this many per-sample rows")
+    ap.add_argument("--repetition-penalty", type=float, default=GEN["repetition_penalty"],
+                    help="override (capfilt's spec default is 1.1; the demo uses 1.0)")
+    ap.add_argument("--min-new-tokens", type=int, default=GEN["min_new_tokens"])
+    ap.add_argument("--max-new-tokens", type=int, default=GEN["max_new_tokens"])
+    ap.add_argument("--threshold", type=float, default=0.5, help="ITM P(match) needed to keep a text")
     args = ap.parse_args()
+    GEN.update(repetition_penalty=args.repetition_penalty, min_new_tokens=args.min_new_tokens,
+               max_new_tokens=args.max_new_tokens)
+    th = args.threshold
     torch.set_num_threads(args.threads)
     hf_logging.set_verbosity_error()
     t0 = time.time()
@@ -93,6 +101,7 @@ def main() -> None:
 
     samples, dropped_dups, undecodable = load_corpus(args.corpus)
     n = len(samples)
+    print("generation: " + ", ".join(f"{k}={v}" for k, v in GEN.items()) + f"; filter threshold {th}")
     print(f"{args.corpus}: {n} decodable images ({undecodable} undecodable, {dropped_dups} exact duplicates "
           f"dropped)")
 
@@ -113,10 +122,10 @@ def main() -> None:
         if web_p[i] is None:
             continue
         if lab["web_text_matches"]:
-            totals["web_recall"].append(web_p[i] >= 0.5)
+            totals["web_recall"].append(web_p[i] >= th)
         else:
-            totals["web_drop"].append(web_p[i] < 0.5)
-            wrong_by_kind[lab["noise"]].append(web_p[i] < 0.5)
+            totals["web_drop"].append(web_p[i] < th)
+            wrong_by_kind[lab["noise"]].append(web_p[i] < th)
 
     rows = []
     for draw in range(args.draws):
@@ -133,16 +142,16 @@ def main() -> None:
             ok = synth[i] == ref
             exact += ok
             if ok:
-                syn_kept_ok += synth_p[i] >= 0.5
+                syn_kept_ok += synth_p[i] >= th
             else:
                 n_bad += 1
-                syn_drop_bad += synth_p[i] < 0.5
-            web_kept = web_p[i] is not None and web_p[i] >= 0.5
+                syn_drop_bad += synth_p[i] < th
+            web_kept = web_p[i] is not None and web_p[i] >= th
             if web_kept:
                 exported += 1
                 correct += bool(s["label"]["web_text_matches"])
                 main = ("web", s["text"])
-            elif synth_p[i] >= 0.5:
+            elif synth_p[i] >= th:
                 exported += 1
                 correct += ok
                 main = ("synthetic", synth[i])

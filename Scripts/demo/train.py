@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """Trains the demo's two tiny BLIP models on the synthetic world (world.py), on CPU, with transformers:
 
-  OUT/captioner/  BlipForConditionalGeneration, LM loss on the true caption, input [DEC] w1 .. wn [SEP]
-                  (exactly what generate() sees with no prompt: it starts from [DEC] and stops at [SEP])
-  OUT/filter/     BlipForImageTextRetrieval, initialised from the captioner (vision tower and text tower,
-                  as BLIP initialises both from one model), then ITM loss: the true caption against
-                  a caption wrong in exactly one attribute (colour, shape, size, background, the second
-                  object), another image's caption, broken grammar, boilerplate; plus a light ITC loss so
-                  use_itm_head=False gives meaningful cosines too.
+  OUT/captioner/  BlipForConditionalGeneration, LM loss on the true caption with input [DEC] w1 .. wn [SEP]
+                  (what generate() sees with no prompt: it starts from [DEC] and stops at [SEP]), plus a
+                  training-only auxiliary head on the ViT (AuxHead: the patch under each object's centre
+                  names its shape, colour and size, the class token the background), dropped at save.
+  OUT/filter/     BlipForImageTextRetrieval, initialised from the captioner (ViT and text tower, as BLIP
+                  initialises both from one model), ViT frozen, then the ITM loss: per image the true
+                  caption, a caption wrong in exactly one attribute (shape, second object, colour, size,
+                  background) and one more negative (one or two attributes wrong, the objects named in the
+                  wrong order, another image's caption, broken grammar, boilerplate, word salad); plus a
+                  light ITC loss so use_itm_head=False gives meaningful cosines too.
+
+The training images are a pool of world scenes (40k, 30% of the two-object ones re-drawn as hard pairs of one
+colour), each encoded, decoded and resized as BlipImageProcessor does.
 
 Each folder is in the Hugging Face Hub layout: config.json (transformers 5 save_pretrained),
 model.safetensors, vocab.txt + tokenizer_config.json (BertTokenizer, lower case), preprocessor_config.json
@@ -15,8 +21,8 @@ model.safetensors, vocab.txt + tokenizer_config.json (BertTokenizer, lower case)
 [MASK]=4, then words, punctuation and characters; text_config.vocab_size = len(vocab) + 2, bos ([DEC]) =
 len(vocab), eos = sep = [SEP], pad = [PAD].
 
-Same seed, same machine, same thread count -> same weights.
-Usage: python3 Scripts/demo/train.py --seed 0 --out Pipelines/demo/models
+Same seed, same thread count, same machine -> bit-identical weights (checked).
+Usage: python3 Scripts/demo/train.py --seed 0 --out Pipelines/demo/models      (about 15 minutes on 2 cores)
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ import os
 import pickle
 import shutil
 import sys
+import tempfile
 import time
 from multiprocessing import Pool
 
@@ -43,8 +50,9 @@ from transformers import (BertTokenizer, BlipConfig, BlipForConditionalGeneratio
                           BlipForImageTextRetrieval)
 from transformers.utils import logging as hf_logging  # noqa: E402
 
-MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32)
-STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]  # as the Hub's preprocessor_config.json writes them
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+MEAN, STD = np.array(CLIP_MEAN, np.float32), np.array(CLIP_STD, np.float32)
 IMAGE_SIZE = 96
 MAX_POSITIONS = 64
 
@@ -74,7 +82,7 @@ def write_folder_files(folder: str, vocab: list[str]) -> None:
         json.dump({"image_processor_type": "BlipImageProcessor", "processor_class": "BlipProcessor",
                    "do_resize": True, "size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE}, "resample": 3,
                    "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
-                   "image_mean": MEAN.tolist(), "image_std": STD.tolist(), "do_convert_rgb": True},
+                   "image_mean": CLIP_MEAN, "image_std": CLIP_STD, "do_convert_rgb": True},
                   f, indent=2)
         f.write("\n")
 
@@ -441,12 +449,9 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     vocab = world.vocab()
     os.makedirs(args.out, exist_ok=True)
-    tok_dir = os.path.join(args.out, "captioner")
-    if os.path.exists(tok_dir):
-        shutil.rmtree(tok_dir)
-    os.makedirs(tok_dir)
-    write_folder_files(tok_dir, vocab)
-    tok = BertTokenizer.from_pretrained(tok_dir)
+    with tempfile.TemporaryDirectory() as tok_dir:  # the tokenizer exactly as the saved folders will load it
+        write_folder_files(tok_dir, vocab)
+        tok = BertTokenizer.from_pretrained(tok_dir)
     assert tok.cls_token_id == 2 and tok.sep_token_id == 3 and tok.pad_token_id == 0
     texts = Texts(tok)
     cfg = blip_config(len(vocab), args)
@@ -460,7 +465,12 @@ def main() -> None:
     t = time.time()
     if args.captioner_from:  # development shortcut: reuse a trained captioner, train only the filter
         cap = BlipForConditionalGeneration.from_pretrained(os.path.join(args.captioner_from, "captioner")).eval()
-        rng.permutation(len(pool))
+        pos = len(pool)  # draw the shuffles the captioner's training draws, so the filter comes out the same
+        for _ in range(args.cap_steps):
+            if pos + args.batch > len(pool):
+                rng.permutation(len(pool))
+                pos = 0
+            pos += args.batch
     else:
         cap = train_captioner(cfg, pool, descs, objs, texts, args, rng, val)
         print(f"captioner trained in {time.time() - t:.0f}s", flush=True)
