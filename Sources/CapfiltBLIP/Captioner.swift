@@ -45,9 +45,11 @@ public final class BLIPCaptioner: Sendable {
     /// - imageEmbeds: `(N, Dv)` of one image.
     public func logits(imageEmbeds: UnsafePointer<Float>, ids: [Int]) -> Tensor {
         let image = decoder.imageKeyValues(imageEmbeds, tokens: config.vision.sequenceLength)
-        let cache = decoder.makeCache(rows: 1, capacity: ids.count)
-        let hidden = decoder.forward(ids: ids, rows: 1, tokens: ids.count, cache: cache, images: [image], causal: true)
-        return head.logits(hidden.data, rows: ids.count, ld: config.text.hiddenSize)
+        let cache = decoder.makeCache(rows: 1, capacity: ids.count), workspace = Text.Workspace()
+        let hidden = decoder.forward(ids: ids, rows: 1, tokens: ids.count, cache: cache, images: [image], causal: true,
+                                     workspace: workspace)
+        let logits = head.logits(hidden, rows: ids.count, ld: config.text.hiddenSize, workspace: workspace)
+        return Tensor(shape: [ids.count, head.vocabularySize]) { $0.baseAddress!.update(from: logits, count: $0.count) }
     }
 
     /// Captions for a batch of images, each exactly what `generate()` returns for that image alone:
@@ -101,17 +103,18 @@ public final class BLIPCaptioner: Sendable {
         var rngs = seeds.map { RandomSource(seed: $0) }
         var sequences = Array(repeating: prompt, count: r)
         var finished = Array(repeating: false, count: r)
-        let cache = decoder.makeCache(rows: r, capacity: maxLength)
+        let cache = decoder.makeCache(rows: r, capacity: maxLength), workspace = Text.Workspace()
         var input = Array(repeating: prompt, count: r).flatMap { $0 }
         var tokens = prompt.count
         while true {
-            let hidden = decoder.forward(ids: input, rows: r, tokens: tokens, cache: cache, images: images, causal: true)
+            let hidden = decoder.forward(ids: input, rows: r, tokens: tokens, cache: cache, images: images, causal: true,
+                                         workspace: workspace)
             // Only the last position of each row predicts the next token.
-            let logits = head.logits(hidden.data + (tokens - 1) * c, rows: r, ld: tokens * c)
-            input = []
+            let logits = head.logits(hidden + (tokens - 1) * c, rows: r, ld: tokens * c, workspace: workspace)
+            input.removeAll(keepingCapacity: true)
             for row in 0..<r {
                 if finished[row] { input.append(config.text.padTokenId); continue }
-                let scores = UnsafeMutableBufferPointer(start: logits.row(row), count: v)
+                let scores = UnsafeMutableBufferPointer(start: logits + row * v, count: v)
                 let context = DecodingContext(tokens: sequences[row], promptLength: prompt.count)
                 for p in procs { p.process(scores, context: context) }
                 let next = options.doSample ? draw(scores, &rngs[row]) : argmax(scores)
@@ -157,15 +160,16 @@ public final class BLIPCaptioner: Sendable {
         let lp = Double(options.lengthPenalty)
 
         var states = Array(repeating: BeamState(prompt: prompt, beams: k), count: b)
-        let cache = decoder.makeCache(rows: rows, capacity: maxLength)
+        let cache = decoder.makeCache(rows: rows, capacity: maxLength), workspace = Text.Workspace()
         let rowImages = images.flatMap { Array(repeating: $0, count: k) }
         var input = Array(repeating: prompt, count: rows).flatMap { $0 }
         var tokens = promptLength
         var curLen = promptLength
         let logProbs = Tensor(zeros: [k, v])
         while true {
-            let hidden = decoder.forward(ids: input, rows: rows, tokens: tokens, cache: cache, images: rowImages, causal: true)
-            let logits = head.logits(hidden.data + (tokens - 1) * c, rows: rows, ld: tokens * c)
+            let hidden = decoder.forward(ids: input, rows: rows, tokens: tokens, cache: cache, images: rowImages, causal: true,
+                                         workspace: workspace)
+            let logits = head.logits(hidden + (tokens - 1) * c, rows: rows, ld: tokens * c, workspace: workspace)
             var parents = Array(0..<rows)
             for img in 0..<b where !states[img].done {
                 let chosen = step(&states[img], logits: logits, firstRow: img * k, logProbs: logProbs, beams: k, keep: keep,
@@ -176,7 +180,8 @@ public final class BLIPCaptioner: Sendable {
             cache.reorder(parents)
             curLen += 1
             if states.allSatisfy(\.done) { break }
-            input = states.flatMap { state in state.running.map { state.done ? config.text.padTokenId : ($0.last ?? config.text.padTokenId) } }
+            input.removeAll(keepingCapacity: true)
+            for state in states { for beam in state.running { input.append(state.done ? config.text.padTokenId : (beam.last ?? config.text.padTokenId)) } }
             tokens = 1
         }
         return states.map { $0.finished[0] }
@@ -184,14 +189,14 @@ public final class BLIPCaptioner: Sendable {
 
     /// One beam-search step of one image: scores its K rows of logits, updates running and finished
     /// hypotheses and the stop conditions, and returns each new running beam's parent (0..<K).
-    private func step(_ s: inout BeamState, logits: Tensor, firstRow: Int, logProbs: Tensor, beams k: Int, keep: Int,
+    private func step(_ s: inout BeamState, logits: UnsafePointer<Float>, firstRow: Int, logProbs: Tensor, beams k: Int, keep: Int,
                       curLen: Int, promptLength: Int, maxLength: Int, processors procs: [any LogitsProcessor],
                       lengthPenalty lp: Double, earlyStopping: EarlyStopping) -> [Int] {
         let v = config.text.vocabSize
         // Accumulated log-probabilities of every (beam, token) continuation.
         for beam in 0..<k {
             let row = logProbs.row(beam)
-            Ops.logSoftmax(logits.row(firstRow + beam), count: v, into: row)
+            Ops.logSoftmax(logits + (firstRow + beam) * v, count: v, into: row)
             let buffer = UnsafeMutableBufferPointer(start: row, count: v)
             let context = DecodingContext(tokens: s.running[beam], promptLength: promptLength)
             for p in procs { p.process(buffer, context: context) }

@@ -86,16 +86,17 @@ public final class BLIPRetriever: Sendable {
             let keyValues = encoder.imageKeyValues(imageEmbeddings.data + i * n * dv, tokens: n)
             rowImages += Array(repeating: keyValues, count: imageTexts.count)
         }
+        let workspace = Text.Workspace()  // both passes: the ITM hidden states are used up before the ITC pass
         let itmHidden = encoder.forward(ids: ids, rows: r, tokens: longest, cache: encoder.makeCache(rows: r, capacity: longest),
-                                        images: rowImages, causal: false, validLengths: lengths)
+                                        images: rowImages, causal: false, validLengths: lengths, workspace: workspace)
         let itmLogits = Tensor(zeros: [r, 2])
-        Ops.linear(itmHidden.data, rows: r, ldx: longest * c, weight: itmWeight, bias: itmBias, into: itmLogits.data, ldy: 2)
+        Ops.linear(itmHidden, rows: r, ldx: longest * c, weight: itmWeight, bias: itmBias, into: itmLogits.data, ldy: 2)
 
         // ITC: the texts alone, projected and normalized, against each image's projected [CLS].
         let textHidden = encoder.forward(ids: ids, rows: r, tokens: longest, cache: encoder.makeCache(rows: r, capacity: longest),
-                                         images: nil, causal: false, validLengths: lengths)
+                                         images: nil, causal: false, validLengths: lengths, workspace: workspace)
         let textProjection = Tensor(zeros: [r, e])
-        Ops.linear(textHidden.data, rows: r, ldx: longest * c, weight: textProjectionWeight, bias: textProjectionBias,
+        Ops.linear(textHidden, rows: r, ldx: longest * c, weight: textProjectionWeight, bias: textProjectionBias,
                    into: textProjection.data, ldy: e)
         let imageProjection = Tensor(zeros: [b, e])
         Ops.linear(imageEmbeddings.data, rows: b, ldx: n * dv, weight: visionProjectionWeight, bias: visionProjectionBias,

@@ -74,6 +74,35 @@ public enum Text {
             swap(&values, &spareValues)
         }
     }
+
+    /// The activations of a text forward and the LM head's output, kept between calls. A decoding loop passes
+    /// the same workspace to every step, so after the first step (the prompt, the largest) a step allocates no
+    /// buffers. What `forward` and `logits` return points into it and stays valid until its next use.
+    public final class Workspace: @unchecked Sendable {
+        enum Slot: Int, CaseIterable {
+            case hidden, query, key, value, context, delta, feedForward, scores, transform, logits
+        }
+        private var storage: [UnsafeMutablePointer<Float>?] = Array(repeating: nil, count: Slot.allCases.count)
+        private var capacity = [Int](repeating: 0, count: Slot.allCases.count)
+        /// Buffers allocated so far (a buffer grows only when a call needs more than any earlier one).
+        public private(set) var allocations = 0
+
+        public init() {}
+
+        /// At least `count` floats for `slot`; the contents are whatever the last user left.
+        func buffer(_ slot: Slot, _ count: Int) -> UnsafeMutablePointer<Float> {
+            let i = slot.rawValue
+            if let p = storage[i], capacity[i] >= count { return p }
+            storage[i]?.deallocate()
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+            storage[i] = p
+            capacity[i] = count
+            allocations += 1
+            return p
+        }
+
+        deinit { for p in storage { p?.deallocate() } }
+    }
 }
 
 /// BLIP's BERT: embeddings, post-LN layers with optional cross-attention, and (for the decoder) the LM head.
@@ -142,72 +171,74 @@ public final class TextTransformer: Sendable {
     /// - images: per row, the image it attends to, or nil for a text-only pass (ITC).
     /// - causal: decoder masking (query `t` sees cached positions and new positions `≤ t`).
     /// - validLengths: per row, tokens that are real (the rest is right padding, masked as keys).
-    /// - Returns: `(R, T, C)` hidden states of the new tokens.
+    /// - workspace: where the activations live (reuse one across decoding steps).
+    /// - Returns: `(R, T, C)` hidden states of the new tokens, inside `workspace`.
     public func forward(ids: [Int], rows r: Int, tokens t: Int, cache: Text.KeyValueCache,
-                        images: [Text.ImageKeyValues]?, causal: Bool, validLengths: [Int]? = nil) -> Tensor {
+                        images: [Text.ImageKeyValues]?, causal: Bool, validLengths: [Int]? = nil,
+                        workspace ws: Text.Workspace) -> UnsafeMutablePointer<Float> {
         let c = config.hiddenSize, start = cache.length, hd = config.headDim, n = r * t
         precondition(ids.count == n && cache.rows == r && start + t <= cache.capacity, "text forward: bad shapes")
         precondition(start + t <= config.maxPositionEmbeddings, "text forward: position beyond the embeddings")
         precondition(images == nil || images?.count == r)
 
         // Embeddings: LN(word + position).
-        let x = Tensor(zeros: [r, t, c])
+        let x = ws.buffer(.hidden, n * c)
         for row in 0..<r { for j in 0..<t {
-            let dst = x.data + (row * t + j) * c
+            let dst = x + (row * t + j) * c
             let word = wordEmbeddings.row(ids[row * t + j]), pos = positionEmbeddings.row(start + j)
             for k in 0..<c { dst[k] = word[k] + pos[k] }
         } }
-        Ops.layerNorm(x.data, rows: n, width: c, gamma: embeddingNormWeight, beta: embeddingNormBias,
-                      eps: config.layerNormEps, into: x.data)
+        Ops.layerNorm(x, rows: n, width: c, gamma: embeddingNormWeight, beta: embeddingNormBias,
+                      eps: config.layerNormEps, into: x)
 
-        let q = Tensor(zeros: [n, c]), kNew = Tensor(zeros: [n, c]), vNew = Tensor(zeros: [n, c])
-        let context = Tensor(zeros: [n, c]), delta = Tensor(zeros: [n, c])
-        let hidden = Tensor(zeros: [n, config.intermediateSize])
+        let q = ws.buffer(.query, n * c), kNew = ws.buffer(.key, n * c), vNew = ws.buffer(.value, n * c)
+        let context = ws.buffer(.context, n * c), delta = ws.buffer(.delta, n * c)
+        let i = config.intermediateSize, hidden = ws.buffer(.feedForward, n * i)
         let imageTokens = images?.first?.tokens ?? 0
-        let scores = Tensor(zeros: [t, max(start + t, imageTokens)])
+        let scores = ws.buffer(.scores, Attention.scoresCount(queries: t, keys: max(start + t, imageTokens)))
         let scaling = AttentionScaling.text(headDim: hd)
         let total = start + t
         for (l, layer) in layers.enumerated() {
             // Self-attention over the cache plus the new tokens.
             let sa = layer.selfAttention
-            Ops.linear(x.data, rows: n, ldx: c, weight: sa.queryWeight, bias: sa.queryBias, into: q.data, ldy: c)
-            Ops.linear(x.data, rows: n, ldx: c, weight: sa.keyWeight, bias: sa.keyBias, into: kNew.data, ldy: c)
-            Ops.linear(x.data, rows: n, ldx: c, weight: sa.valueWeight, bias: sa.valueBias, into: vNew.data, ldy: c)
+            Ops.linear(x, rows: n, ldx: c, weight: sa.queryWeight, bias: sa.queryBias, into: q, ldy: c)
+            Ops.linear(x, rows: n, ldx: c, weight: sa.keyWeight, bias: sa.keyBias, into: kNew, ldy: c)
+            Ops.linear(x, rows: n, ldx: c, weight: sa.valueWeight, bias: sa.valueBias, into: vNew, ldy: c)
             let cacheK = cache.keys[l], cacheV = cache.values[l]
             for row in 0..<r {
                 let slot = row * cache.capacity * c + start * c
-                (cacheK.data + slot).update(from: kNew.data + row * t * c, count: t * c)
-                (cacheV.data + slot).update(from: vNew.data + row * t * c, count: t * c)
+                (cacheK.data + slot).update(from: kNew + row * t * c, count: t * c)
+                (cacheV.data + slot).update(from: vNew + row * t * c, count: t * c)
                 Attention.multiHead(
-                    q: q.data + row * t * c, ldq: c,
+                    q: q + row * t * c, ldq: c,
                     k: cacheK.data + row * cache.capacity * c, ldk: c,
                     v: cacheV.data + row * cache.capacity * c, ldv: c,
                     queries: t, keys: total, heads: config.numAttentionHeads, headDim: hd, scaling: scaling,
                     causalOffset: causal ? start : nil, validKeys: validLengths.map { start + $0[row] },
-                    scores: scores.data, out: context.data + row * t * c, ldo: c)
+                    scores: scores, out: context + row * t * c, ldo: c)
             }
-            residualBlock(context, weight: sa.outputWeight, bias: sa.outputBias, normWeight: sa.normWeight,
+            residualBlock(context, width: c, weight: sa.outputWeight, bias: sa.outputBias, normWeight: sa.normWeight,
                           normBias: sa.normBias, x: x, delta: delta, rows: n)
 
             // Cross-attention to the row's image (no mask: every image token is visible).
             if let images, let ca = layer.crossAttention {
-                Ops.linear(x.data, rows: n, ldx: c, weight: ca.queryWeight, bias: ca.queryBias, into: q.data, ldy: c)
+                Ops.linear(x, rows: n, ldx: c, weight: ca.queryWeight, bias: ca.queryBias, into: q, ldy: c)
                 for row in 0..<r {
                     let image = images[row]
                     Attention.multiHead(
-                        q: q.data + row * t * c, ldq: c, k: image.keys[l].data, ldk: c, v: image.values[l].data, ldv: c,
+                        q: q + row * t * c, ldq: c, k: image.keys[l].data, ldk: c, v: image.values[l].data, ldv: c,
                         queries: t, keys: image.tokens, heads: config.numAttentionHeads, headDim: hd, scaling: scaling,
-                        scores: scores.data, out: context.data + row * t * c, ldo: c)
+                        scores: scores, out: context + row * t * c, ldo: c)
                 }
-                residualBlock(context, weight: ca.outputWeight, bias: ca.outputBias, normWeight: ca.normWeight,
+                residualBlock(context, width: c, weight: ca.outputWeight, bias: ca.outputBias, normWeight: ca.normWeight,
                               normBias: ca.normBias, x: x, delta: delta, rows: n)
             }
 
             // Feed-forward.
-            Ops.linear(x.data, rows: n, ldx: c, weight: layer.intermediateWeight, bias: layer.intermediateBias,
-                       into: hidden.data, ldy: config.intermediateSize)
-            Ops.gelu(hidden.data, count: hidden.count)
-            residualBlock(hidden, weight: layer.outputWeight, bias: layer.outputBias, normWeight: layer.normWeight,
+            Ops.linear(x, rows: n, ldx: c, weight: layer.intermediateWeight, bias: layer.intermediateBias,
+                       into: hidden, ldy: i)
+            Ops.gelu(hidden, count: n * i)
+            residualBlock(hidden, width: i, weight: layer.outputWeight, bias: layer.outputBias, normWeight: layer.normWeight,
                           normBias: layer.normBias, x: x, delta: delta, rows: n)
         }
         cache.length = total
@@ -215,12 +246,14 @@ public final class TextTransformer: Sendable {
     }
 
     /// `x = LN(input · Wᵀ + b + x)`: BERT's post-LN residual sub-block.
-    private func residualBlock(_ input: Tensor, weight: Tensor, bias: Tensor, normWeight: Tensor, normBias: Tensor,
-                               x: Tensor, delta: Tensor, rows n: Int) {
+    /// - input: `(n, width)`; x, delta: `(n, C)`.
+    private func residualBlock(_ input: UnsafePointer<Float>, width: Int, weight: Tensor, bias: Tensor,
+                               normWeight: Tensor, normBias: Tensor,
+                               x: UnsafeMutablePointer<Float>, delta: UnsafeMutablePointer<Float>, rows n: Int) {
         let c = config.hiddenSize
-        Ops.linear(input.data, rows: n, ldx: input.dim(-1), weight: weight, bias: bias, into: delta.data, ldy: c)
-        add(delta, into: x)
-        Ops.layerNorm(x.data, rows: n, width: c, gamma: normWeight, beta: normBias, eps: config.layerNormEps, into: x.data)
+        Ops.linear(input, rows: n, ldx: width, weight: weight, bias: bias, into: delta, ldy: c)
+        for j in 0..<(n * c) { x[j] += delta[j] }
+        Ops.layerNorm(x, rows: n, width: c, gamma: normWeight, beta: normBias, eps: config.layerNormEps, into: x)
     }
 }
 
@@ -249,15 +282,18 @@ public final class LanguageModelHead: Sendable {
 
     /// Logits for `m` hidden rows.
     /// - hidden: `(M, C)` rows with leading dimension `ld`.
-    /// - Returns: `(M, V)`.
-    public func logits(_ hidden: UnsafePointer<Float>, rows m: Int, ld: Int) -> Tensor {
-        let c = transformWeight.dim(0)
-        let t = Tensor(zeros: [m, c])
-        Ops.linear(hidden, rows: m, ldx: ld, weight: transformWeight, bias: transformBias, into: t.data, ldy: c)
-        Ops.gelu(t.data, count: t.count)
-        Ops.layerNorm(t.data, rows: m, width: c, gamma: normWeight, beta: normBias, eps: eps, into: t.data)
-        let out = Tensor(zeros: [m, decoderWeight.dim(0)])
-        Ops.linear(t.data, rows: m, ldx: c, weight: decoderWeight, bias: decoderBias, into: out.data, ldy: out.dim(1))
+    /// - Returns: `(M, V)`, inside `workspace`.
+    public func logits(_ hidden: UnsafePointer<Float>, rows m: Int, ld: Int, workspace ws: Text.Workspace) -> UnsafeMutablePointer<Float> {
+        let c = transformWeight.dim(0), v = decoderWeight.dim(0)
+        let t = ws.buffer(.transform, m * c)
+        Ops.linear(hidden, rows: m, ldx: ld, weight: transformWeight, bias: transformBias, into: t, ldy: c)
+        Ops.gelu(t, count: m * c)
+        Ops.layerNorm(t, rows: m, width: c, gamma: normWeight, beta: normBias, eps: eps, into: t)
+        let out = ws.buffer(.logits, m * v)
+        Ops.linear(t, rows: m, ldx: c, weight: decoderWeight, bias: decoderBias, into: out, ldy: v)
         return out
     }
+
+    /// The vocabulary size V.
+    public var vocabularySize: Int { decoderWeight.dim(0) }
 }

@@ -97,7 +97,7 @@ public final class VisionTransformer: Sendable {
         let context = Tensor(zeros: [rows, d])
         let delta = Tensor(zeros: [rows, d])                       // sub-block output before the residual add
         let hidden = Tensor(zeros: [rows, config.intermediateSize])
-        let scores = Tensor(zeros: [n, n])
+        let scores = Tensor(zeros: [Attention.scoresCount(queries: n, keys: n)])
         let scaling = AttentionScaling.vision(headDim: hd)
         for layer in layers {
             Ops.layerNorm(x.data, rows: rows, width: d, gamma: layer.norm1Weight, beta: layer.norm1Bias,

@@ -54,14 +54,19 @@ public enum Ops {
         } }
     }
 
-    /// Exact (erf) GELU in place: `0.5 · x · (1 + erf(x / √2))`, PyTorch's default `nn.GELU()`.
+    /// Exact (erf) GELU in place, `x · 0.5 · (1 + erf(x / √2))` in PyTorch's order (its default `nn.GELU()`),
+    /// 16 lanes at a time.
     public static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        let invSqrt2 = Float(0.70710678118654752440)
         let chunk = 4096
         Parallel.rows((count + chunk - 1) / chunk, work: count * 8) { range in
-            for i in (range.lowerBound * chunk)..<min(count, range.upperBound * chunk) {
-                let v = x[i]
-                x[i] = v * 0.5 * (1 + erff(v * invSqrt2))
+            var i = range.lowerBound * chunk
+            let end = min(count, range.upperBound * chunk)
+            while i < end {
+                let lanes = min(VectorMath.width, end - i)
+                let v = VectorMath.load(x + i, count: lanes)
+                let erf = VectorMath.erf(v * 0.70710678118654752440)
+                VectorMath.store(v * 0.5 * (1 + erf), x + i, count: lanes)
+                i += lanes
             }
         }
     }
@@ -72,19 +77,36 @@ public enum Ops {
         Parallel.rows(m, work: m * n * 4) { range in for i in range { softmaxRow(x + i * ld, width: n) } }
     }
 
-    /// Softmax of one row of `n` floats in place.
+    /// Softmax of one row of `n` floats in place, 16 lanes at a time (sums per lane, then across lanes, as
+    /// PyTorch's vectorised kernel does). Entries equal to `-Float.infinity` get probability exactly 0.
     @inlinable
     public static func softmaxRow(_ row: UnsafeMutablePointer<Float>, width n: Int) {
-        var maxV = -Float.infinity
-        for j in 0..<n where row[j] > maxV { maxV = row[j] }
-        var sum: Float = 0
-        for j in 0..<n {
-            let e = expf(row[j] - maxV)
-            row[j] = e
-            sum += e
+        let w = VectorMath.width
+        var maxLanes = VectorMath.Lanes(repeating: -.infinity)
+        var j = 0
+        while j < n {
+            let lanes = min(w, n - j)
+            let v = VectorMath.load(row + j, count: lanes, fill: -.infinity)
+            maxLanes.replace(with: v, where: v .> maxLanes)  // a compare and a blend (pointwiseMax goes lane by lane)
+            j += lanes
         }
-        let inv = 1 / sum
-        for j in 0..<n { row[j] *= inv }
+        let maxV = maxLanes.max()
+        var sumLanes = VectorMath.Lanes()
+        j = 0
+        while j < n {
+            let lanes = min(w, n - j)
+            let e = VectorMath.expNonPositive(VectorMath.load(row + j, count: lanes, fill: -.infinity) - maxV)
+            VectorMath.store(e, row + j, count: lanes)
+            sumLanes += e
+            j += lanes
+        }
+        let inv = 1 / sumLanes.sum()
+        j = 0
+        while j < n {
+            let lanes = min(w, n - j)
+            VectorMath.store(VectorMath.load(row + j, count: lanes) * inv, row + j, count: lanes)
+            j += lanes
+        }
     }
 
     /// Log-softmax of one row into `y`: `x − max − log Σ exp(x − max)`, as `torch.log_softmax`.

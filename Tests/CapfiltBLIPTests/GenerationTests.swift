@@ -70,6 +70,42 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(try model.generate(imageEmbeddings: alone, prompt: prompt, options: options, seeds: [seeds[2]])[0], first[2])
     }
 
+    /// A decoding loop reuses one workspace: buffers are allocated for the prompt step and never again, and
+    /// reused buffers (holding the previous step's values) give exactly what fresh ones give.
+    func testDecodingStepsReuseTheWorkspace() throws {
+        let (folder, model) = try LoadedModels.shared.captioner("caption-st")
+        let name = goldens.imageNames[0]
+        let pixels = try goldenPixels(name)
+        let embeds = pixels.withUnsafeBufferPointer { model.imageEmbeddings(pixels: $0.baseAddress!, batch: 1) }
+        let image = model.decoder.imageKeyValues(embeds.data, tokens: embeds.dim(1))
+        let c = model.config.text.hiddenSize, v = model.config.text.vocabSize
+        let prompt = model.decoderPrompt(encoded: folder.tokenizer.encode(goldens.prompt))
+        let steps = 12, rows = 3
+        let shared = Text.Workspace()
+        let cacheA = model.decoder.makeCache(rows: rows, capacity: prompt.count + steps)
+        let cacheB = model.decoder.makeCache(rows: rows, capacity: prompt.count + steps)
+        var input = Array(repeating: prompt, count: rows).flatMap { $0 }, tokens = prompt.count
+        var allocationsAfterPrompt = 0
+        for step in 0..<steps {
+            let images = Array(repeating: image, count: rows)
+            let hidden = model.decoder.forward(ids: input, rows: rows, tokens: tokens, cache: cacheA, images: images,
+                                               causal: true, workspace: shared)
+            let logits = model.head.logits(hidden + (tokens - 1) * c, rows: rows, ld: tokens * c, workspace: shared)
+            let reused = Array(UnsafeBufferPointer(start: logits, count: rows * v))
+            let fresh = Text.Workspace()
+            let freshHidden = model.decoder.forward(ids: input, rows: rows, tokens: tokens, cache: cacheB, images: images,
+                                                    causal: true, workspace: fresh)
+            let freshLogits = model.head.logits(freshHidden + (tokens - 1) * c, rows: rows, ld: tokens * c, workspace: fresh)
+            XCTAssertEqual(reused, Array(UnsafeBufferPointer(start: freshLogits, count: rows * v)), "step \(step)")
+            if step == 0 { allocationsAfterPrompt = shared.allocations }
+            // Next input: each row's argmax, so the rows differ from step to step.
+            input = (0..<rows).map { r in (0..<v).max { reused[r * v + $0] < reused[r * v + $1] }! + r }.map { min($0, v - 1) }
+            tokens = 1
+        }
+        XCTAssertGreaterThan(allocationsAfterPrompt, 0)
+        XCTAssertEqual(shared.allocations, allocationsAfterPrompt, "no buffer allocated after the prompt step")
+    }
+
     func testSamplingWithTopKOneIsGreedy() throws {
         let (_, model) = try LoadedModels.shared.captioner("caption-st")
         for name in goldens.imageNames.prefix(3) {

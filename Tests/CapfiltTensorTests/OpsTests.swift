@@ -78,7 +78,7 @@ final class OpsTests: XCTestCase {
         let qkv = random(tk * ld, seed: 9)
         for (causal, valid) in [(nil, nil), (2, nil), (nil, 4), (1, 3)] as [(Int?, Int?)] {
             var out = [Float](repeating: 0, count: tq * width)
-            var scores = [Float](repeating: 0, count: tq * tk)
+            var scores = [Float](repeating: 0, count: Attention.scoresCount(queries: tq, keys: tk))
             qkv.withUnsafeBufferPointer { p in
                 out.withUnsafeMutableBufferPointer { o in scores.withUnsafeMutableBufferPointer { s in
                     Attention.multiHead(q: p.baseAddress!, ldq: ld, k: p.baseAddress! + width, ldk: ld, v: p.baseAddress! + 2 * width, ldv: ld,

@@ -62,16 +62,20 @@ public struct TopP: LogitsProcessor {
     public let p: Float
     public var minTokensToKeep = 1
     public func process(_ scores: UnsafeMutableBufferPointer<Float>, context: DecodingContext) {
-        let order = scores.indices.sorted { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
+        // Tokens already at −∞ (after top-k, usually all but 50) sort first, have probability 0 and leave the
+        // cumulative sum unchanged, so only the others need sorting: the same result at a fraction of the work.
+        let excluded = scores.reduce(0) { $1 == -.infinity ? $0 + 1 : $0 }
+        let order = scores.indices.filter { scores[$0] != -.infinity }
+            .sorted { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
         var probabilities = order.map { scores[$0] }
         probabilities.withUnsafeMutableBufferPointer { Softmax.inPlace($0) }
         // torch.cumsum accumulates float32 input in double on the CPU.
         let cutoff = Float(1 - Double(p))
         var cumulative = 0.0
-        let keepFrom = order.count - minTokensToKeep
+        let keepFrom = scores.count - minTokensToKeep
         for (rank, index) in order.enumerated() {
             cumulative += Double(probabilities[rank])
-            if Float(cumulative) <= cutoff && rank < keepFrom { scores[index] = -.infinity }
+            if Float(cumulative) <= cutoff && excluded + rank < keepFrom { scores[index] = -.infinity }
         }
     }
 }
