@@ -14,6 +14,10 @@ public enum AttentionScaling: Sendable {
 }
 
 public enum Attention {
+    /// Multiply-adds below which the heads run one after another on the calling thread (a tuning knob, like
+    /// `BLAS.splitThreshold`).
+    nonisolated(unsafe) public static var parallelThreshold = 1 << 18
+
     /// Floats of `scores` workspace `multiHead` needs: one `(Tq, Tk)` block per thread.
     public static func scoresCount(queries tq: Int, keys tk: Int) -> Int { BLAS.threads * tq * tk }
 
@@ -66,7 +70,7 @@ public enum Attention {
         }
 
         let workers = min(BLAS.threads, heads)
-        if workers <= 1 || 4 * tq * tk * hd * heads < Parallel.minimumWork * 8 {
+        if workers <= 1 || 2 * tq * tk * hd * heads < parallelThreshold {
             for h in 0..<heads { head(h, scores) }
             return
         }

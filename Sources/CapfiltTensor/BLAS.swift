@@ -30,8 +30,9 @@ public enum BLAS {
         return String(cString: c) + " (core: \(core))"
     }
 
-    /// Products below this many multiply-adds run as one call on the calling thread.
-    public static let splitThreshold = 1 << 21
+    /// Products below this many multiply-adds run as one call on the calling thread. A tuning knob (tests set
+    /// it to 0 to split even the tiny fixture models); where a product splits never changes its result.
+    nonisolated(unsafe) public static var splitThreshold = 1 << 21
     /// A split product is always cut into this many parts (12 divides evenly among 1, 2, 3, 4 or 6 threads),
     /// whatever the thread count: few enough that re-packing the shared operand per part costs under 1%.
     public static let parts = 12
@@ -53,7 +54,7 @@ public enum BLAS {
         parallel: Bool = true
     ) {
         let threads = engineThreads  // first touch also makes OpenBLAS single-threaded
-        guard parallel, threads > 1, m * n * k >= splitThreshold, max(m, n) >= 16 * parts else {
+        guard parallel, m * n * k >= splitThreshold, max(m, n) > 16 else {
             call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
@@ -62,10 +63,11 @@ public enum BLAS {
         let length = byColumns ? n : m
         let slice = ((length + parts - 1) / parts + 15) / 16 * 16
         let shared = UncheckedSendable((a, b, c))
+        // Contiguous runs of parts per worker; each part is its own call, so its shape never changes (with one
+        // thread too: the same calls, one after another).
         let workers = min(threads, parts)
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
+        let run: @Sendable (Int) -> Void = { w in
             let (a, b, c) = shared.value
-            // Contiguous runs of parts per worker; each part is its own call, so its shape never changes.
             for part in (w * parts / workers)..<((w + 1) * parts / workers) {
                 let lo = part * slice, hi = min(length, lo + slice)
                 if lo >= hi { continue }
@@ -78,6 +80,7 @@ public enum BLAS {
                 }
             }
         }
+        if workers == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
     }
 
     @inline(__always)

@@ -106,6 +106,38 @@ final class GenerationTests: XCTestCase {
         XCTAssertEqual(shared.allocations, allocationsAfterPrompt, "no buffer allocated after the prompt step")
     }
 
+    /// capfilt owns the threads and splits work into pieces that do not depend on their number, so the
+    /// outputs do not either: a run resumed with another --threads computes the same bytes.
+    func testResultsDoNotDependOnTheThreadCount() throws {
+        let (_, model) = try LoadedModels.shared.captioner("caption-st")
+        let (itmFolder, retriever) = try LoadedModels.shared.retriever("itm-st")
+        let names = goldens.imageNames
+        let pixels = try names.flatMap { try goldenPixels($0) }
+        var options = GenerationOptions()
+        options.numBeams = 3
+        options.maxNewTokens = 12
+        let texts = names.map { _ in goldens.texts.prefix(3).map { itmFolder.tokenizer.encode($0, maxLength: 35) } }
+        func everything() throws -> ([Float], [[Int]], [[MatchScore]]) {
+            let embeds = pixels.withUnsafeBufferPointer { model.imageEmbeddings(pixels: $0.baseAddress!, batch: names.count) }
+            let captions = try model.generate(imageEmbeddings: embeds, prompt: model.decoderPrompt(encoded: nil), options: options)
+            let itmEmbeds = pixels.withUnsafeBufferPointer { retriever.imageEmbeddings(pixels: $0.baseAddress!, batch: names.count) }
+            return (embeds.scalars, captions, try retriever.scores(imageEmbeddings: itmEmbeds, texts: texts))
+        }
+        let saved = (BLAS.threads, BLAS.splitThreshold, Attention.parallelThreshold)
+        defer { (BLAS.threads, BLAS.splitThreshold, Attention.parallelThreshold) = saved }
+        BLAS.splitThreshold = 0          // split every product and spread every attention, even the tiny models'
+        Attention.parallelThreshold = 0
+        BLAS.threads = 1
+        let one = try everything()
+        for threads in [2, 3] {
+            BLAS.threads = threads
+            let other = try everything()
+            XCTAssertEqual(one.0, other.0, "image embeddings, \(threads) threads")
+            XCTAssertEqual(one.1, other.1, "captions, \(threads) threads")
+            XCTAssertEqual(one.2, other.2, "ITM/ITC scores, \(threads) threads")
+        }
+    }
+
     func testSamplingWithTopKOneIsGreedy() throws {
         let (_, model) = try LoadedModels.shared.captioner("caption-st")
         for name in goldens.imageNames.prefix(3) {
