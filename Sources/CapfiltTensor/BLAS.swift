@@ -2,10 +2,10 @@
 // code calls `BLAS.gemm` with row-major semantics spelled out.
 //
 // Threads: capfilt owns them. OpenBLAS runs single-threaded inside each call and `gemm` splits a large product
-// into a fixed number of slices of output columns (or rows) that the engine's threads share. Nothing spins between GEMMs
-// (OpenBLAS's own pool busy-waits, competing with the row-parallel ops and the attention heads for the same
-// cores), and the slices do not depend on the thread count, so neither do the results: every slice is one
-// OpenBLAS call of the same shape whatever the number of threads.
+// into a fixed number of slices of output columns (or rows) that the engine's threads share. Nothing spins
+// between GEMMs (OpenBLAS's own pool busy-waits, competing with the row-parallel ops and the attention heads
+// for the same cores), and the slices do not depend on the thread count, so neither do the results: every
+// slice is one OpenBLAS call of the same shape whatever the number of threads.
 import COpenBLAS
 import Dispatch
 
@@ -101,6 +101,7 @@ public enum BLAS {
     /// Plain OpenBLAS on `threads` of its own threads, as any program calling sgemm gets it: the reference
     /// `capfilt bench` compares the vision tower with. Restores single-threaded OpenBLAS afterwards.
     public static func withOpenBLASThreading<T>(_ threads: Int, _ body: () throws -> T) rethrows -> T {
+        _ = engineThreads  // read the default from OpenBLAS before anything changes it
         openblas_set_num_threads(Int32(max(1, threads)))
         defer { openblas_set_num_threads(1) }
         return try body()
