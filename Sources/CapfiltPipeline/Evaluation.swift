@@ -72,7 +72,7 @@ public struct Evaluation: Sendable, Equatable {
     }
 
     /// Captions compare after the tokenizer's normalization: lowercase, single spaces, no trailing period.
-    static func normalize(_ s: String) -> String {
+    public static func normalize(_ s: String) -> String {
         var t = s.lowercased().split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
         while t.hasSuffix(".") || t.hasSuffix(" ") { t.removeLast() }
         return t

@@ -29,7 +29,8 @@ final class DemoQualityTests: XCTestCase {
         XCTAssertLessThan(e.inputCorrectShare ?? 1, 0.7, "the demo starts from a noisy corpus")
 
         // The same figure read back from the exported bytes, as a loader sees them: each sample's .txt is its
-        // caption; it is correct when it equals the reference caption or is a web text labelled as matching.
+        // caption; it is correct when it equals the reference caption (compared as `capfilt eval` compares) or is a
+        // web text labelled as matching.
         let shards = output.appendingPathComponent("shards")
         var exported = 0, correct = 0
         for tar in try FileManager.default.contentsOfDirectory(atPath: shards.path).filter({ $0.hasSuffix(".tar") }).sorted() {
@@ -41,16 +42,12 @@ final class DemoQualityTests: XCTestCase {
                 let label = try XCTUnwrap(labels[sourceKey], "exported sample \(sourceKey) has a label")
                 let web = (meta["web_text"] as? [String: Any])?["text"] as? String
                 exported += 1
-                if canonical(text) == label.referenceCaption.map(canonical) || (text == web && label.webTextMatches == true) {
+                if Evaluation.normalize(text) == label.referenceCaption.map(Evaluation.normalize) || (text == web && label.webTextMatches == true) {
                     correct += 1
                 }
             }
         }
         XCTAssertEqual(exported, e.kept, "every kept sample is in the export once")
         XCTAssertGreaterThanOrEqual(Double(correct) / Double(max(exported, 1)), 0.97, "correct pairs in the exported shards")
-    }
-
-    private func canonical(_ s: String) -> String {
-        s.lowercased().split(whereSeparator: \.isWhitespace).joined(separator: " ")
     }
 }
