@@ -34,14 +34,14 @@ public struct ModelFolder: Sendable {
     /// The captioning model (`BlipForConditionalGeneration`).
     public func loadCaptioner() throws -> BLIPCaptioner {
         try requireArchitecture(.conditionalGeneration)
-        let reader = StrictWeightReader(source: try CheckpointFolder.tensorSource(in: url))
+        let reader = StrictWeightReader(source: try CheckpointFolder.tensorSource(in: url), requireFinite: true)
         return try BLIPCaptioner(config: config, weights: reader)
     }
 
     /// The image–text matching model (`BlipForImageTextRetrieval`).
     public func loadRetriever() throws -> BLIPRetriever {
         try requireArchitecture(.imageTextRetrieval)
-        let reader = StrictWeightReader(source: try CheckpointFolder.tensorSource(in: url))
+        let reader = StrictWeightReader(source: try CheckpointFolder.tensorSource(in: url), requireFinite: true)
         return try BLIPRetriever(config: config, weights: reader)
     }
 

@@ -45,7 +45,7 @@ public final class CorpusReader {
     /// Number of sources (shards, list files, folders) fully read, damaged or not.
     public private(set) var sourcesDone = 0
 
-    private let options: CorpusOptions
+    private var options: CorpusOptions
     private let plans: [SourcePlan]
     private var nextPlan = 0
     private var current: SampleSource?
@@ -73,6 +73,15 @@ public final class CorpusReader {
         options = try CorpusOptions(spec, maxMemberSize: maxMemberSize)
         var base = baseDirectory.path
         while base.count > 1 && base.hasSuffix("/") { base.removeLast() }
+        if let root = spec.root {
+            let path = root.hasPrefix("/") ? root : (base == "/" ? "/" + root : base + "/" + root)
+            guard let real = FileSystem.realPath(path),
+                  case .success(.directory) = FileSystem.kind(of: real, followingLinks: true) else {
+                throw CorpusError(.pathNotFound, path: root, detail: "input.root must be an existing folder "
+                    + "(resolved to \(path))")
+            }
+            options.rootReal = real
+        }
         plans = try Self.plan(spec: spec, options: options, base: base)
     }
 
@@ -254,5 +263,42 @@ public final class CorpusReader {
                 throw CorpusError(.missingColumn, path: plan.display, detail: reason)
             }
         }
+    }
+}
+
+/// What a file was when a run read it: enough to tell, with one `stat`, that it changed since.
+public struct FileIdentity: Sendable, Equatable, CustomStringConvertible {
+    public var size: Int64
+    /// Modification time in nanoseconds since the epoch.
+    public var modifiedNanoseconds: Int64
+
+    public init(size: Int64, modifiedNanoseconds: Int64) {
+        self.size = size
+        self.modifiedNanoseconds = modifiedNanoseconds
+    }
+
+    /// The identity of the file at `path` (links followed), or nil when there is none.
+    public static func of(_ path: String) -> FileIdentity? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return FileIdentity(size: Int64(info.st_size),
+                            modifiedNanoseconds: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+    }
+
+    /// "266240 bytes, modified 2026-12-03T08:10:37.521000123Z": nanoseconds shown, since they may be all that differs.
+    public var description: String {
+        let seconds = modifiedNanoseconds.quotientAndRemainder(dividingBy: 1_000_000_000)
+        var stamp = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(seconds.quotient)))
+        if stamp.hasSuffix("Z") { stamp.removeLast() }
+        let fraction = String(seconds.remainder)
+        return "\(size) bytes, modified \(stamp).\(String(repeating: "0", count: 9 - fraction.count))\(fraction)Z"
+    }
+}
+
+extension CorpusReader {
+    /// The sources in read order: the name as the spec gives it, and the path opened (nil for a source refused
+    /// before opening, such as a link leading out of a shard folder).
+    public var sourceFiles: [(display: String, path: String?)] {
+        plans.map { ($0.display, $0.refusal == nil ? $0.path : nil) }
     }
 }

@@ -34,6 +34,12 @@ public struct CorpusSpec: Sendable, Equatable {
     /// Image member or file extensions, most preferred first (a shard sample with both `.jpg` and `.png` members
     /// uses the one listed first here). Compared case-insensitively.
     public var imageExtensions: [String]
+    /// The folder list inputs may name image files in (relative to the base directory, or absolute). nil: each
+    /// list file's own folder. A path resolving outside it (`..`, an absolute path, a link) is refused per sample
+    /// with `path_outside_root`: a list from a stranger must not pull other files of the machine into a dataset.
+    public var root: String? = nil
+    /// Lets lists name any file this user can read (the explicit opt-out of `root`).
+    public var allowAnyPath = false
 
     public init(kind: Kind, paths: [String], imageColumn: String = "image", captionColumn: String = "caption",
                 keyColumn: String? = nil, captionExtension: String = "txt",
@@ -59,6 +65,9 @@ struct CorpusOptions: Sendable {
     let imageExtensions: [String]
     /// Bytes a shard member may have before the tar reader refuses it (and the sample's image goes missing).
     let maxMemberSize: Int
+    /// Canonical `root`, when the spec names one (resolved by CorpusReader against the base directory).
+    var rootReal: String?
+    let allowAnyPath: Bool
 
     init(_ spec: CorpusSpec, maxMemberSize: Int) throws(CorpusError) {
         func normalized(_ ext: String) -> String {
@@ -66,6 +75,7 @@ struct CorpusOptions: Sendable {
         }
         kind = spec.kind
         self.maxMemberSize = maxMemberSize
+        allowAnyPath = spec.allowAnyPath
         captionExtension = normalized(spec.captionExtension)
         var seen = Set<String>()
         imageExtensions = spec.imageExtensions.map(normalized).filter { seen.insert($0).inserted }

@@ -217,6 +217,7 @@ final class DelimitedSource: SampleSource {
         done = true
         reader = nil
         return .problem(ordinal: ordinal, key: "(unreadable list)", location: builder.location(line: line),
-                        reason: "the list cannot be read (see problems)", problem: "\(builder.display): \(problem)")
+                        reason: "the list cannot be read (see problems)", problem: "\(builder.display): \(problem)",
+                        cause: .sourceRefused)
     }
 }

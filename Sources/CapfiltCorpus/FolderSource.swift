@@ -111,12 +111,12 @@ final class FolderSource: SampleSource {
             case .success(let target): image = .file(URL(fileURLWithPath: target))
             case .failure(let refusal):
                 problems.append("\(relative): \(refusal.detail)")
-                image = .missing(reason: refusal.reason)
+                image = .refused(reason: refusal.reason, cause: refusal.cause)
             }
         case .directory, .other:
             let what = FileSystem.describe(entry.kind)
             problems.append("\(relative) is a \(what); only regular files are read")
-            image = .missing(reason: "\(relative) is a \(what), not a regular file")
+            image = .refused(reason: "\(relative) is a \(what), not a regular file", cause: .memberRefused)
         }
         let text: TextField
         switch sidecar(stem + "." + options.captionExtension, in: frame, problems: &problems) {
@@ -131,9 +131,12 @@ final class FolderSource: SampleSource {
                 problems.append("\(frame.relative)\(stem).json is not valid UTF-8; metadata dropped")
             }
         }
-        return InputSample(ordinal: ordinal, sourceKey: key,
-                           location: SampleLocation(source: display, position: relative),
-                           image: image, text: text, metadata: metadata, problems: problems)
+        var sample = InputSample(ordinal: ordinal, sourceKey: key,
+                                 location: SampleLocation(source: display, position: relative),
+                                 image: image, text: text, metadata: metadata, problems: problems)
+        // The caption sidecar, there or not: a resume must notice one that changed or appeared.
+        sample.sidecars = [absolute(frame.relative + stem + "." + options.captionExtension)]
+        return sample
     }
 
     // MARK: Helpers
@@ -174,6 +177,7 @@ final class FolderSource: SampleSource {
     private struct LinkRefusal: Error {
         let reason: String
         let detail: String
+        var cause: InputRefusal = .memberRefused
     }
 
     /// The canonical target of a link under the root, if it is a regular file inside the folder.
@@ -185,7 +189,8 @@ final class FolderSource: SampleSource {
         guard FileSystem.isInside(target, root: rootReal) else {
             return .failure(LinkRefusal(reason: "\(relative) is a symbolic link leading outside the folder",
                                         detail: "symbolic link leading outside the folder (to \(target)); links "
-                                            + "are never followed out of an input folder, copy the file in instead"))
+                                            + "are never followed out of an input folder, copy the file in instead",
+                                        cause: .pathOutsideRoot))
         }
         switch FileSystem.kind(of: target, followingLinks: false) {
         case .success(.regular):
@@ -233,6 +238,6 @@ final class FolderSource: SampleSource {
 
     private func problem(ordinal: Int, key: String, position: String, reason: String, detail: String) -> InputSample {
         .problem(ordinal: ordinal, key: key, location: SampleLocation(source: display, position: position),
-                 reason: reason, problem: position == "." ? "\(display): \(detail)" : detail)
+                 reason: reason, problem: position == "." ? "\(display): \(detail)" : detail, cause: .sourceRefused)
     }
 }

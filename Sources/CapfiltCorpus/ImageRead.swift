@@ -8,6 +8,8 @@ import Foundation
 public enum ImageReadFailure: Error, Sendable, Equatable, CustomStringConvertible {
     /// The payload was already `.missing`; the reason is the reader's.
     case missing(reason: String)
+    /// The payload was `.refused`; the cause is the stable code.
+    case refused(reason: String, cause: InputRefusal)
     /// No file at the path (or a folder on the way is missing).
     case notFound(path: String)
     /// The path is a directory, fifo, socket or device; `kind` names which.
@@ -26,6 +28,7 @@ public enum ImageReadFailure: Error, Sendable, Equatable, CustomStringConvertibl
     public var code: String {
         switch self {
         case .missing: return "missing"
+        case .refused(_, let cause): return cause.rawValue
         case .notFound: return "not_found"
         case .notARegularFile: return "not_a_file"
         case .permissionDenied: return "permission_denied"
@@ -37,7 +40,7 @@ public enum ImageReadFailure: Error, Sendable, Equatable, CustomStringConvertibl
 
     public var description: String {
         switch self {
-        case .missing(let reason):
+        case .missing(let reason), .refused(let reason, _):
             return reason
         case .notFound(let path):
             return "\(path): no such file. Check the list's paths (relative ones resolve against the list's folder)."
@@ -93,6 +96,8 @@ extension CorpusReader {
         switch payload {
         case .missing(let reason):
             return .failure(.missing(reason: reason))
+        case .refused(let reason, let cause):
+            return .failure(.refused(reason: reason, cause: cause))
         case .bytes(let bytes, let ext):
             if bytes.isEmpty { return .failure(.empty(path: "the shard member .\(ext)")) }
             if bytes.count > maxBytes {

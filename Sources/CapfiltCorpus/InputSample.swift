@@ -32,6 +32,28 @@ public enum ImagePayload: Sendable, Equatable {
     case file(URL)
     /// No usable image; the reason says why in one line, e.g. "no image member (found .txt); expected .jpg, .png".
     case missing(reason: String)
+    /// The input has something here, but capfilt will not read it: a damaged shard's tail, a refused member or
+    /// source, a malformed list line, a path leaving the allowed root. `cause` is the stable reason code.
+    case refused(reason: String, cause: InputRefusal)
+}
+
+/// Why an input sample was refused, one stable code per cause (users filter manifests on them).
+public enum InputRefusal: String, Sendable, Equatable, CaseIterable {
+    /// The shard is damaged or cut short here; samples from this point on could not be read.
+    case shardDamaged = "shard_damaged"
+    /// A whole source was refused or could not be read: a link leading out of an input folder, a list or folder
+    /// that cannot be read.
+    case sourceRefused = "source_refused"
+    /// A list line could not be parsed, or a CSV/TSV row has the wrong number of fields.
+    case listLineInvalid = "list_line_invalid"
+    /// The sample's image member (or every member) was refused: a link, a device, an unsafe name.
+    case memberRefused = "member_refused"
+    /// A shard member larger than `limits.max_image_bytes`; its bytes were not loaded.
+    case memberTooLarge = "image_too_many_bytes"
+    /// A list names a file outside the list's folder (or `input.root`), or a folder input's link leads out of it.
+    case pathOutsideRoot = "path_outside_root"
+    /// A list names a remote URL; capfilt reads local files only.
+    case imageIsURL = "image_url"
 }
 
 /// The text of a sample.
@@ -68,6 +90,9 @@ public struct InputSample: Sendable, Equatable {
     /// One line per problem found with this sample: refused tar members, malformed list lines, symlinks refused,
     /// damaged shards. Problems never throw; a sample may carry problems and still be usable.
     public let problems: [String]
+    /// Files besides the image that the sample's text came from (a folder input's caption sidecar), so a resumed
+    /// run can check they did not change.
+    public var sidecars: [String] = []
 
     public init(ordinal: Int, sourceKey: String, location: SampleLocation, image: ImagePayload, text: TextField,
                 metadata: [String: String] = [:], problems: [String] = []) {
@@ -84,9 +109,9 @@ public struct InputSample: Sendable, Equatable {
 extension InputSample {
     /// A sample standing for input that could not be read (a damaged shard's tail, an unreadable list file or
     /// folder, a malformed list line): no image, no text, the reason as its one problem.
-    static func problem(ordinal: Int, key: String, location: SampleLocation, reason: String, problem: String)
-        -> InputSample {
-        InputSample(ordinal: ordinal, sourceKey: key, location: location, image: .missing(reason: reason),
+    static func problem(ordinal: Int, key: String, location: SampleLocation, reason: String, problem: String,
+                        cause: InputRefusal) -> InputSample {
+        InputSample(ordinal: ordinal, sourceKey: key, location: location, image: .refused(reason: reason, cause: cause),
                     text: .missing, metadata: [:], problems: [problem])
     }
 

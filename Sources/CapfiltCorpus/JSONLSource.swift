@@ -65,6 +65,7 @@ final class JSONLSource: SampleSource {
         let what = line == 0 ? "cannot be read" : "cannot be read after line \(line)"
         return .problem(ordinal: ordinal, key: "(unreadable list)", location: builder.location(line: line + 1),
                         reason: "the list \(what)",
-                        problem: "\(builder.display): \(what) (\(failure)); check the file and its permissions")
+                        problem: "\(builder.display): \(what) (\(failure)); check the file and its permissions",
+                        cause: .sourceRefused)
     }
 }

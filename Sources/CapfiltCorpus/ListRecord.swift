@@ -44,7 +44,8 @@ struct ListSampleBuilder {
     /// A record that could not be parsed: no image, no text, the reason as its problem.
     func malformed(line: Int, ordinal: Int, reason: String) -> InputSample {
         .problem(ordinal: ordinal, key: InputSample.derivedKey(ordinal: ordinal), location: location(line: line),
-                 reason: "line \(line) could not be read (see problems)", problem: "line \(line): \(reason)")
+                 reason: "line \(line) could not be read (see problems)", problem: "line \(line): \(reason)",
+                 cause: .listLineInvalid)
     }
 
     func sample(_ record: ListRecord, line: Int, ordinal: Int) -> InputSample {
@@ -85,8 +86,27 @@ struct ListSampleBuilder {
             guard replaced == 0, let path = String(validating: bytes, as: UTF8.self) else {
                 return .missing(reason: "line \(line): \(column) is not valid UTF-8, so it names no file")
             }
-            return Self.resolve(path, against: folder, describing: "line \(line): \(column)")
+            let payload = Self.resolve(path, against: folder, describing: "line \(line): \(column)")
+            guard case .file(let url) = payload, !options.allowAnyPath else { return payload }
+            return confine(url, written: path, context: "line \(line): \(column)")
         }
+    }
+
+    /// The folder list paths must stay in: `input.root`, else the list's own folder (links resolved).
+    private var allowedRoot: String {
+        options.rootReal ?? FileSystem.realPath(folder.path) ?? folder.standardizedFileURL.path
+    }
+
+    /// `url` if it resolves inside the allowed root (every link followed), else a `path_outside_root` refusal.
+    /// A file that does not exist is judged by its lexical path, so `../../etc/x` is refused, not "missing".
+    func confine(_ url: URL, written: String, context: String) -> ImagePayload {
+        let root = allowedRoot
+        let resolved = FileSystem.realPath(url.path) ?? url.standardizedFileURL.path
+        if FileSystem.isInside(resolved, root: root) { return .file(URL(fileURLWithPath: resolved)) }
+        let setting = options.rootReal == nil ? "the list's folder" : "input.root"
+        return .refused(reason: "\(context) \(written.debugDescription) resolves to \(resolved), outside \(setting) "
+            + "(\(root)); lists may only name files under it. Set input.root to a folder that holds the images, or "
+            + "input.allow_any_path: true if this list is trusted", cause: .pathOutsideRoot)
     }
 
     /// A list's image path as a file URL: relative paths against the list's folder (`..` allowed: lists do that),
@@ -101,8 +121,9 @@ struct ListSampleBuilder {
             return .file(URL(fileURLWithPath: url.path))
         }
         if let scheme = path.range(of: "://"), !path[..<scheme.lowerBound].contains("/") {
-            return .missing(reason: "\(context) is a URL (\(path[..<scheme.lowerBound])://...); capfilt reads "
-                + "local files only: download the list first (e.g. img2dataset) and point capfilt at the shards")
+            return .refused(reason: "\(context) is a URL (\(path[..<scheme.lowerBound])://...); capfilt reads "
+                + "local files only: download the list first (e.g. img2dataset) and point capfilt at the shards",
+                cause: .imageIsURL)
         }
         if path.hasPrefix("/") { return .file(URL(fileURLWithPath: path)) }
         return .file(folder.appendingPathComponent(path))

@@ -26,7 +26,7 @@ final class RefusedSource: SampleSource {
         if done { return nil }
         done = true
         return .problem(ordinal: ordinal, key: "(refused source)", location: location, reason: reason,
-                        problem: "\(location.source): \(reason)")
+                        problem: "\(location.source): \(reason)", cause: .sourceRefused)
     }
 }
 
@@ -70,8 +70,12 @@ final class ShardSource: SampleSource {
         if let ext = options.imageExtensions.first(where: { sample.members[$0] != nil }),
            let bytes = sample.members[ext] {
             image = .bytes(bytes, fileExtension: ext)
-        } else if sample.members.isEmpty {
-            image = .missing(reason: "no member of this sample was accepted (see problems)")
+        } else if let (ext, size) = options.imageExtensions.lazy.compactMap({ ext in sample.oversize[ext].map { (ext, $0) } }).first {
+            image = .refused(reason: "the .\(ext) member has \(size) bytes, over the \(options.maxMemberSize)-byte "
+                + "limit (limits.max_image_bytes); not read", cause: .memberTooLarge)
+        } else if !sample.problems.isEmpty && sample.members.keys.allSatisfy({ !options.imageExtensions.contains($0) }) {
+            image = .refused(reason: sample.members.isEmpty ? "no member of this sample was accepted (see problems)"
+                                 : "its image member was refused (see problems)", cause: .memberRefused)
         } else {
             let found = sample.members.keys.sorted().map { "." + $0 }.joined(separator: ", ")
             let wanted = options.imageExtensions.map { "." + $0 }.joined(separator: ", ")
@@ -102,7 +106,8 @@ final class ShardSource: SampleSource {
         }
         return InputSample.problem(ordinal: ordinal, key: "(damaged shard at byte \(offset ?? 0))",
                                    location: SampleLocation(source: display, position: position), reason: reason,
-                                   problem: Self.describe(error, display: display))
+                                   problem: Self.describe(error, display: display),
+                                   cause: (error as? TarError)?.kind == .cannotOpen ? .sourceRefused : .shardDamaged)
     }
 
     /// The error's text with the shard named as the spec names it, so problem lines do not depend on the mount.

@@ -33,7 +33,25 @@ public struct Exporter {
         self.outputFolder = outputFolder
     }
 
-    static func shardName(_ index: Int) -> String {
+    /// `capfilt export`: checks that the run is finished and its input unchanged, then writes every shard that is
+    /// missing or not what the ledger recorded (SHA-256 of every file) and the run manifest. Holds the folder's
+    /// lock. Returns false if stopped.
+    public static func reexport(runFolder: URL, stop: StopFlag) throws -> Bool {
+        _ = try Ledger.open(runFolder: runFolder)  // a clear message when this is no run folder
+        let lock = try RunFolderLock(folder: runFolder, purpose: "capfilt export \(runFolder.path)")
+        defer { lock.release() }
+        let ledger = try Ledger.open(runFolder: runFolder)
+        guard let identity = try ledger.identity() else { throw PipelineError("\(runFolder.path) has no recorded run") }
+        let spec = try PipelineSpec(yaml: identity.specYAML, path: identity.specPath)
+        let pending = try ledger.histogram().filter { $0.stage != SampleStage.done.rawValue }.reduce(0) { $0 + $1.count }
+        if pending > 0 {
+            throw PipelineError("\(pending) samples of this run are not finished; resume it with `capfilt run \(identity.specPath)` first")
+        }
+        try InputIdentity.verifyOrRecord(ledger: ledger, spec: spec)
+        return try Exporter(spec: spec, ledger: ledger, outputFolder: runFolder).export(stop: stop, verification: .full)
+    }
+
+    public static func shardName(_ index: Int) -> String {
         let digits = String(index)
         return digits.count >= 5 ? digits : String(repeating: "0", count: 5 - digits.count) + digits
     }
@@ -65,15 +83,18 @@ public struct Exporter {
         return plans
     }
 
-    /// Writes every shard not yet recorded, then the run manifest. Returns false if stopped.
-    public func export(stop: StopFlag) throws -> Bool {
+    /// Writes every shard that is not recorded, or whose files are not what the ledger recorded (checked as
+    /// `verification` says), then the run manifest. A recorded shard is only ever replaced by a rename of its
+    /// complete new version, so a failed or killed export loses nothing that was there. Returns false if stopped.
+    public func export(stop: StopFlag, verification: ShardVerification = .automatic) throws -> Bool {
         let plans = try plan()
         try FileManager.default.createDirectory(at: shardFolder, withIntermediateDirectories: true)
-        let done = Set(try ledger.shards().filter { shardFilesExist($0) }.map(\.shard))
+        let problems = try verifyShards(verification)
+        let done = Set(try ledger.shards().map(\.shard)).subtracting(problems.map(\.shard))
         var pending = plans.filter { !done.contains($0.index) }
         if !pending.isEmpty {
             // One pass over the input: the image bytes of kept samples come from where they were read.
-            let corpus = try CorpusReader(spec: spec.input, baseDirectory: spec.baseDirectory)
+            let corpus = try CorpusReader(spec: spec.input, baseDirectory: spec.baseDirectory, maxMemberSize: spec.maxMemberBytes)
             var images: [Int: ([UInt8], String)] = [:]
             var needed = Set(pending.flatMap(\.kept))
             while let plan = pending.first {
@@ -99,12 +120,59 @@ public struct Exporter {
         return true
     }
 
-    private func shardFilesExist(_ s: Ledger.ShardRecord) -> Bool {
-        let fm = FileManager.default
-        let name = Self.shardName(s.shard)
-        return fm.fileExists(atPath: shardFolder.appendingPathComponent(name + ".tar").path)
-            && fm.fileExists(atPath: shardFolder.appendingPathComponent(name + ".jsonl").path)
-            && fm.fileExists(atPath: shardFolder.appendingPathComponent(name + "_stats.json").path)
+    /// How recorded shards are checked against the ledger.
+    public enum ShardVerification: Sendable {
+        /// Every file present, tar sizes equal; then SHA-256 of every file when the tars total at most
+        /// `hashLimit` bytes (a few seconds of hashing), else sizes only.
+        case automatic
+        /// SHA-256 of every tar, manifest and stats file (`--verify`).
+        case full
+        /// Files present and tar sizes only.
+        case sizes
+    }
+
+    /// Up to this many recorded tar bytes, `.automatic` hashes every file.
+    public static let hashLimit: Int64 = 1 << 30
+
+    /// A recorded shard whose files are not what the ledger says.
+    public struct ShardProblem: Sendable, Equatable, CustomStringConvertible {
+        public var shard: Int
+        public var problem: String
+        public var description: String { "\(Exporter.shardName(shard)): \(problem)" }
+    }
+
+    /// The recorded shards whose files are missing or differ from the ledger's sizes and hashes.
+    public func verifyShards(_ verification: ShardVerification) throws -> [ShardProblem] {
+        try Self.verifyShards(ledger: ledger, outputFolder: outputFolder, verification)
+    }
+
+    /// The same, for `capfilt status`, which has the ledger but no spec.
+    public static func verifyShards(ledger: Ledger, outputFolder: URL, _ verification: ShardVerification) throws -> [ShardProblem] {
+        let shardFolder = outputFolder.appendingPathComponent(PipelineRun.shardFolderName)
+        let recorded = try ledger.shards()
+        let hash: Bool
+        switch verification {
+        case .full: hash = true
+        case .sizes: hash = false
+        case .automatic: hash = recorded.reduce(Int64(0)) { $0 + Int64($1.tarBytes) } <= Self.hashLimit
+        }
+        var problems: [ShardProblem] = []
+        for s in recorded {
+            let name = Self.shardName(s.shard)
+            let files = [(name + ".tar", s.tarSHA256), (name + ".jsonl", s.manifestSHA256), (name + "_stats.json", s.statsSHA256)]
+            var problem: String?
+            for (file, sha) in files where problem == nil {
+                let url = shardFolder.appendingPathComponent(file)
+                guard let identity = FileIdentity.of(url.path) else { problem = "\(file) is missing"; continue }
+                if file.hasSuffix(".tar") && identity.size != Int64(s.tarBytes) {
+                    problem = "\(file) has \(identity.size) bytes, the ledger recorded \(s.tarBytes)"
+                } else if hash, (try? SHA256.hash(file: url)) != sha {
+                    problem = "\(file) does not have the SHA-256 the ledger recorded"
+                }
+            }
+            if let problem { problems.append(ShardProblem(shard: s.shard, problem: problem)) }
+        }
+        return problems
     }
 
     // MARK: - One shard

@@ -7,7 +7,8 @@ import CapfiltDigest
 import CapfiltImage
 import Foundation
 
-/// Reason codes recorded in the ledger, the manifests and the stats. Stable: users filter on them.
+/// Reason codes recorded in the ledger, the manifests and the stats, one per cause. Stable: users filter on
+/// them (the list with meanings: Manifests/reasons.json). Input refusals come from `InputRefusal`.
 public enum Reason {
     public static let imageMissing = "image_missing"
     public static let imageEmpty = "image_empty"
@@ -19,6 +20,12 @@ public enum Reason {
     public static let duplicateImage = "duplicate_image"
     public static let duplicateKey = "duplicate_key"
     public static let noTextMatched = "no_text_matched"
+    public static let modelOutputInvalid = "model_output_invalid"
+
+    /// Every code a row can carry, for the docs and the tests that hold them stable.
+    public static let all: [String] = [imageMissing, imageEmpty, imageUnreadable, imageTooManyBytes, imageUnsupported,
+                                       imageTooLarge, imageCorrupt, duplicateImage, duplicateKey, noTextMatched,
+                                       modelOutputInvalid] + InputRefusal.allCases.map(\.rawValue).filter { $0 != imageTooManyBytes }
 }
 
 /// A sample ready for the model stages: its row, and pixel values `(3, S, S)` per model.
@@ -104,17 +111,30 @@ struct Ingestor {
         }
     }
 
+    /// Throws when the input at a committed row's position is not what the run read there: another key, source
+    /// or text, or (for shard members, whose bytes are at hand) other image bytes.
+    func checkUnchanged(_ record: SampleRecord, input: InputSample) throws {
+        var differences: [String] = []
+        if record.source != input.location.source || record.position != input.location.position {
+            differences.append("it was at \(record.source), \(record.position), now \(input.location.source), \(input.location.position)")
+        }
+        if record.sourceKey != input.sourceKey { differences.append("its key was \(record.sourceKey.debugDescription), now \(input.sourceKey.debugDescription)") }
+        let (text, problem) = checkText(input.text)
+        if text != record.webText || problem != record.webTextProblem { differences.append("its text changed") }
+        if case .bytes(let bytes, _) = input.image, let sha = record.imageSHA256, SHA256.hex(SHA256.hash(bytes)) != sha {
+            differences.append("its image bytes changed")
+        }
+        guard differences.isEmpty else {
+            throw PipelineError("the input changed since this run read it: sample \(record.key) (\(record.source), \(record.position)): \(differences.joined(separator: "; ")). Resuming would mix old and new outputs. Restore the input, or start over with --new-run.")
+        }
+    }
+
     /// Decodes a sample ingested by an earlier, interrupted run (its checks are in the ledger already).
-    func redecode(_ record: SampleRecord, input: InputSample) -> IngestedSample {
+    func redecode(_ record: SampleRecord, input: InputSample) throws -> IngestedSample {
         guard case .success(let (bytes, _)) = CorpusReader.readImage(input.image, maxBytes: spec.limits.maxImageBytes),
+              SHA256.hex(SHA256.hash(bytes)) == record.imageSHA256,
               let image = try? ImageDecoder.decodeRGB(bytes, limits: imageLimits) else {
-            // The input changed under the run: record it rather than guess.
-            var failed = record
-            failed.stage = .done
-            failed.status = .failed
-            failed.reason = Reason.imageUnreadable
-            failed.detail = "the image decoded in an earlier attempt of this run but not now: the input changed"
-            return IngestedSample(record: failed)
+            throw PipelineError("the input changed since this run read it: the image of sample \(record.key) (\(record.source), \(record.position)) is no longer the one ingested. Restore the input, or start over with --new-run.")
         }
         let captionPixels = captionFolder.imageProcessor.pixelValues(image)
         let filterPixels = filterFolder.imageProcessor.config == captionFolder.imageProcessor.config
@@ -149,6 +169,7 @@ struct Ingestor {
         if let e = failure as? ImageReadFailure {
             switch e {
             case .missing, .notFound: return Reason.imageMissing
+            case .refused(_, let cause): return cause.rawValue
             case .empty: return Reason.imageEmpty
             case .tooLarge: return Reason.imageTooManyBytes
             case .notARegularFile, .permissionDenied, .readFailed: return Reason.imageUnreadable

@@ -1,8 +1,16 @@
 // The run ledger: one SQLite database (WAL, synchronous=FULL, one connection) holding a row per input sample
 // and every stage's outcome. A stage's results for a batch are committed in one IMMEDIATE transaction, so a
 // run killed at any instant resumes from the last committed batch of each stage.
+import CapfiltCorpus
 import CapfiltStore
 import Foundation
+
+/// A file a sample was read from, and its identity then (nil: it did not exist).
+public struct InputFileIdentity: Sendable, Equatable {
+    public var path: String
+    public var identity: FileIdentity?
+    public init(path: String, identity: FileIdentity?) { self.path = path; self.identity = identity }
+}
 
 /// Where a sample is in the pipeline. Stages only move forward.
 public enum SampleStage: String, Sendable, Codable {
@@ -86,7 +94,7 @@ public struct SampleRecord: Sendable, Equatable {
 }
 
 public final class Ledger: @unchecked Sendable {
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
     public let path: String
     private let db: Database
     private let lock = NSLock()
@@ -143,6 +151,24 @@ public final class Ledger: @unchecked Sendable {
                 complete INTEGER NOT NULL,
                 run_manifest_sha256 TEXT
             );
+            """),
+        // What the run read, so a resume can tell before any model work whether the input changed under it; and
+        // the index REPLACE needs (without it every replaced row scanned the table for rows pointing at it).
+        Migration("002_input_identity", """
+            CREATE TABLE sources (
+                position INTEGER PRIMARY KEY,
+                display TEXT NOT NULL,
+                path TEXT NOT NULL,
+                size INTEGER NOT NULL,
+                mtime_ns INTEGER NOT NULL,
+                sha256 TEXT
+            );
+            CREATE TABLE input_files (
+                path TEXT PRIMARY KEY,
+                size INTEGER,
+                mtime_ns INTEGER
+            ) WITHOUT ROWID;
+            CREATE INDEX samples_by_duplicate ON samples(duplicate_of);
             """),
     ]
 
@@ -237,11 +263,19 @@ public final class Ledger: @unchecked Sendable {
         }
     }
 
-    /// Inserts new rows or replaces existing ones, all in one transaction: a stage's commit for a batch.
-    public func commit(_ records: [SampleRecord]) throws {
-        guard !records.isEmpty else { return }
+    /// Inserts new rows or replaces existing ones, all in one transaction: a stage's commit for a batch. `files`
+    /// are the identities of the files those rows were read from (list images, folder sidecars).
+    public func commit(_ records: [SampleRecord], files: [InputFileIdentity] = []) throws {
+        guard !records.isEmpty || !files.isEmpty else { return }
         try locked {
             try db.write { db in
+                if !files.isEmpty {
+                    let insert = try db.prepare("INSERT OR REPLACE INTO input_files (path, size, mtime_ns) VALUES (?, ?, ?)")
+                    for f in files {
+                        try insert.run([.text(f.path), f.identity.map { .integer($0.size) } ?? .null,
+                                        f.identity.map { .integer($0.modifiedNanoseconds) } ?? .null])
+                    }
+                }
                 let statement = try db.prepare("""
                     INSERT OR REPLACE INTO samples (ordinal, key, source_key, source, position, web_text, web_text_problem,
                         image_sha256, image_format, image_bytes, width, height, stage, status, reason, detail, duplicate_of,
@@ -250,6 +284,62 @@ public final class Ledger: @unchecked Sendable {
                     """)
                 for r in records { try statement.run(Self.values(r)) }
             }
+        }
+    }
+
+    // MARK: - Input identity
+
+    /// One input source (shard, list file, folder) as the run first found it.
+    public struct SourceRecord: Sendable, Equatable {
+        public var position: Int
+        public var display: String
+        public var path: String
+        public var identity: FileIdentity
+        /// SHA-256 of the whole file, for list files (small, and their lines are the samples).
+        public var sha256: String?
+
+        public init(position: Int, display: String, path: String, identity: FileIdentity, sha256: String?) {
+            self.position = position; self.display = display; self.path = path; self.identity = identity; self.sha256 = sha256
+        }
+    }
+
+    public func sources() throws -> [SourceRecord] {
+        try locked {
+            try db.query("SELECT * FROM sources ORDER BY position").map { row in
+                SourceRecord(position: row["position"] ?? 0, display: row["display"] ?? "", path: row["path"] ?? "",
+                             identity: FileIdentity(size: row["size"] ?? 0, modifiedNanoseconds: row["mtime_ns"] ?? 0),
+                             sha256: row["sha256"])
+            }
+        }
+    }
+
+    public func recordSources(_ sources: [SourceRecord]) throws {
+        try locked {
+            try db.write { db in
+                let insert = try db.prepare("INSERT INTO sources (position, display, path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?, ?, ?)")
+                for s in sources {
+                    try insert.run([.integer(Int64(s.position)), .text(s.display), .text(s.path), .integer(s.identity.size),
+                                    .integer(s.identity.modifiedNanoseconds), s.sha256.map { .text($0) } ?? .null])
+                }
+            }
+        }
+    }
+
+    /// Every file identity recorded at ingest, a page at a time (bounded memory).
+    public func forEachInputFile(_ body: (InputFileIdentity) throws -> Void) throws {
+        var after = ""
+        while true {
+            let page = try locked {
+                try db.query("SELECT path, size, mtime_ns FROM input_files WHERE path > ? ORDER BY path LIMIT 4096", [.text(after)])
+                    .map { row -> InputFileIdentity in
+                        let size: Int64? = row["size"], mtime: Int64? = row["mtime_ns"]
+                        return InputFileIdentity(path: row["path"] ?? "",
+                                                 identity: size.map { FileIdentity(size: $0, modifiedNanoseconds: mtime ?? 0) })
+                    }
+            }
+            for file in page { try body(file) }
+            guard let last = page.last else { return }
+            after = last.path
         }
     }
 

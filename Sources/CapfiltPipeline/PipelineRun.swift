@@ -74,6 +74,8 @@ public final class PipelineRun: @unchecked Sendable {
     let filterFolder: ModelFolder
     let captioner: BLIPCaptioner
     let retriever: BLIPRetriever
+    /// Held for the run's lifetime: one process per run folder.
+    let folderLock: RunFolderLock
     var log: (String) -> Void
 
     /// Files capfilt owns in an output folder (a new run removes exactly these).
@@ -82,19 +84,23 @@ public final class PipelineRun: @unchecked Sendable {
     public static let runManifestName = "capfilt_run.json"
 
     /// Opens or creates the run in `spec.output.folder`. An existing run with another spec or other weights is
-    /// refused unless `newRun`, which discards it.
-    public init(spec: PipelineSpec, specYAML: String, specPath: String, newRun: Bool, log: @escaping (String) -> Void = { _ in }) throws {
+    /// refused unless `newRun`, which discards it; so is a folder another process is using, and an input that
+    /// changed since the run read it. `stop` is checked between the slow steps (hashing, loading).
+    public init(spec: PipelineSpec, specYAML: String, specPath: String, newRun: Bool, stop: StopFlag = StopFlag(),
+                log: @escaping (String) -> Void = { _ in }) throws {
         self.spec = spec
         self.log = log
         outputFolder = spec.resolve(spec.output.folder)
         let fm = FileManager.default
         let ledgerURL = outputFolder.appendingPathComponent(Self.ledgerName)
+        try OutputFolder.create(outputFolder)
+        // The lock comes before anything in the folder is touched, --new-run's removal included.
+        folderLock = try RunFolderLock(folder: outputFolder, purpose: "capfilt run \(specPath)")
         if newRun {
             for name in [Self.ledgerName, Self.ledgerName + "-wal", Self.ledgerName + "-shm", Self.shardFolderName, Self.runManifestName] {
                 try? fm.removeItem(at: outputFolder.appendingPathComponent(name))
             }
         }
-        try fm.createDirectory(at: outputFolder, withIntermediateDirectories: true)
 
         captionFolder = try ModelFolder(url: spec.resolve(spec.captioner.model))
         filterFolder = try ModelFolder(url: spec.resolve(spec.filter.model))
@@ -115,13 +121,23 @@ public final class PipelineRun: @unchecked Sendable {
         } else {
             try ledger.recordIdentity(identity)
         }
+        try InputIdentity.verifyOrRecord(ledger: ledger, spec: spec)
+        KillPoint.pass("before-model-load")
+        if stop.isSet { throw CancellationError() }
         log("loading models")
         captioner = try captionFolder.loadCaptioner()
+        if stop.isSet { throw CancellationError() }
         retriever = try filterFolder.loadRetriever()
     }
 
+    /// Releases the run folder for another process (or another PipelineRun). The object must not run again.
+    public func close() {
+        folderLock.release()
+    }
+
     /// Runs (or resumes) every stage, then exports. Returns `.interrupted` if `stop` was set.
-    public func run(stop: StopFlag, progress: @escaping (RunProgress) -> Void = { _ in }) throws -> RunOutcome {
+    public func run(stop: StopFlag, verification: Exporter.ShardVerification = .automatic,
+                    progress: @escaping (RunProgress) -> Void = { _ in }) throws -> RunOutcome {
         let counters = Locked(RunProgress())
         let queue = BoundedQueue<[IngestedSample]>(capacity: 2)
         let readerError = Locked<Error?>(nil)
@@ -132,7 +148,7 @@ public final class PipelineRun: @unchecked Sendable {
         let reader = Thread { [self] in
             defer { readerDone.signal() }
             do {
-                let corpus = try CorpusReader(spec: spec.input, baseDirectory: spec.baseDirectory)
+                let corpus = try CorpusReader(spec: spec.input, baseDirectory: spec.baseDirectory, maxMemberSize: spec.maxMemberBytes)
                 var batch: [InputSample] = []
                 func flush() throws {
                     defer { batch = [] }
@@ -187,7 +203,7 @@ public final class PipelineRun: @unchecked Sendable {
 
         progress(counters.update { $0.stage = "export" })
         let exporter = Exporter(spec: spec, ledger: ledger, outputFolder: outputFolder)
-        return try exporter.export(stop: stop) ? .completed : .interrupted
+        return try exporter.export(stop: stop, verification: verification) ? .completed : .interrupted
     }
 
     // MARK: - Ingest
@@ -199,12 +215,15 @@ public final class PipelineRun: @unchecked Sendable {
         var out: [IngestedSample] = []
         var fresh: [SampleRecord] = []
         var skipped = 0
+        var files: [InputFileIdentity] = []
         for input in inputs {
             if let record = existing[input.ordinal] {
+                try ingestor.checkUnchanged(record, input: input)
                 if record.stage == .done { skipped += 1; out.append(IngestedSample(record: record)); continue }
-                out.append(ingestor.redecode(record, input: input))
+                out.append(try ingestor.redecode(record, input: input))
                 continue
             }
+            files += InputIdentity.files(of: input)
             let sample = try ingestor.ingest(
                 input,
                 duplicateImage: { sha in
@@ -219,7 +238,7 @@ public final class PipelineRun: @unchecked Sendable {
             out.append(sample)
         }
         KillPoint.pass("before-ingest-commit")
-        try ledger.commit(fresh)
+        try ledger.commit(fresh, files: files)
         KillPoint.pass("after-ingest-commit")
         // Only samples with model work left go to the model thread.
         let work = out.filter { $0.record.stage != .done }
@@ -241,12 +260,15 @@ public final class PipelineRun: @unchecked Sendable {
             let embeddings = pixels.withUnsafeBufferPointer {
                 captioner.imageEmbeddings(pixels: $0.baseAddress!, batch: originals.count)
             }
+            for (n, i) in originals.enumerated() where !Self.allFinite(embeddings, item: n) {
+                Self.invalidOutput(&batch[i].record, "the captioner's image embeddings")
+            }
             let prompt = captioner.decoderPrompt(encoded: spec.captioner.prompt.map { captionFolder.tokenizer.encode($0) })
             for j in 0..<spec.captioner.captionsPerImage {
                 let seeds = originals.map { RandomSource.derive(spec.captioner.seed, UInt64(batch[$0].record.ordinal) << 4 | UInt64(j)) }
                 let outputs = try captioner.generate(imageEmbeddings: embeddings, prompt: prompt,
                                                      options: spec.generationOptions, seeds: seeds)
-                for (i, ids) in zip(originals, outputs) {
+                for (i, ids) in zip(originals, outputs) where batch[i].record.stage == .ingested {
                     batch[i].record.captions.append(SyntheticCaption(text: captionText(ids), tokenIDs: ids))
                 }
             }
@@ -259,7 +281,7 @@ public final class PipelineRun: @unchecked Sendable {
                 batch[i].record.captions = stored.captions.map { SyntheticCaption(text: $0.text, tokenIDs: $0.tokenIDs) }
             }
         }
-        for i in needs { batch[i].record.stage = .captioned }
+        for i in needs where batch[i].record.stage == .ingested { batch[i].record.stage = .captioned }
         KillPoint.pass("before-caption-commit")
         try ledger.commit(needs.map { batch[$0].record })
         KillPoint.pass("after-caption-commit")
@@ -285,6 +307,7 @@ public final class PipelineRun: @unchecked Sendable {
         pixels.reserveCapacity(needs.count * 3 * side * side)
         for i in needs { pixels += batch[i].filterPixels ?? [] }
         let embeddings = pixels.withUnsafeBufferPointer { retriever.imageEmbeddings(pixels: $0.baseAddress!, batch: needs.count) }
+        let finiteImages = needs.indices.map { Self.allFinite(embeddings, item: $0) }
         let threshold = spec.filter.threshold
         // Every text of every image of the batch in one pass: the web text (if usable) and each synthetic caption.
         let texts: [[[Int]]] = needs.map { i in
@@ -296,6 +319,11 @@ public final class PipelineRun: @unchecked Sendable {
         for (n, i) in needs.enumerated() {
             var record = batch[i].record
             let scores = allScores[n]
+            guard finiteImages[n], scores.allSatisfy({ $0.itm.isFinite && $0.itc.isFinite }) else {
+                Self.invalidOutput(&record, finiteImages[n] ? "the filter's ITM/ITC scores" : "the filter's image embeddings")
+                batch[i].record = record
+                continue
+            }
             var offset = 0
             if record.webText != nil {
                 let s = scores[0]
@@ -315,6 +343,22 @@ public final class PipelineRun: @unchecked Sendable {
         KillPoint.pass("before-filter-commit")
         try ledger.commit(needs.map { batch[$0].record })
         KillPoint.pass("after-filter-commit")
+    }
+
+    /// Whether item `n` of a `(B, N, D)` tensor holds only finite values.
+    static func allFinite(_ t: Tensor, item n: Int) -> Bool {
+        let size = t.count / max(t.shape[0], 1)
+        return UnsafeBufferPointer(start: t.data + n * size, count: size).allSatisfy { $0.isFinite }
+    }
+
+    /// A model produced NaN or infinity for this sample: a per-sample failure, never a silent empty caption.
+    static func invalidOutput(_ record: inout SampleRecord, _ what: String) {
+        record.stage = .done
+        record.status = .failed
+        record.reason = Reason.modelOutputInvalid
+        record.detail = "\(what) are not finite (NaN or infinity) for this image; the model's weights or numerics are broken for it"
+        record.captions = []
+        record.webScore = nil
     }
 
     /// Kept if any text survived; the main caption follows `filter.main_caption`.

@@ -111,6 +111,11 @@ public struct PipelineSpec: Sendable, Equatable {
         corpus.keyColumn = try i.string("key_column")
         corpus.captionExtension = try i.string("caption_extension") ?? corpus.captionExtension
         corpus.imageExtensions = try i.strings("image_extensions") ?? corpus.imageExtensions
+        corpus.root = try i.string("root")
+        corpus.allowAnyPath = try i.bool("allow_any_path") ?? false
+        if corpus.root != nil && corpus.allowAnyPath {
+            throw i.error("allow_any_path", "is true while input.root is set; keep one of the two")
+        }
         try i.rejectUnknown()
         input = corpus
 
@@ -186,6 +191,10 @@ public struct PipelineSpec: Sendable, Equatable {
         return try PipelineSpec(yaml: text, path: path)
     }
 
+    /// The largest shard member the tar reader loads: images up to `limits.max_image_bytes` (a larger image is
+    /// then refused with `image_too_many_bytes`), and never less than 16 MiB, so captions and metadata members fit.
+    public var maxMemberBytes: Int { max(limits.maxImageBytes, 16 << 20) }
+
     /// A path from the spec, resolved against the spec's folder.
     public func resolve(_ path: String) -> URL {
         path.hasPrefix("/") ? URL(fileURLWithPath: path) : baseDirectory.appendingPathComponent(path)
@@ -221,6 +230,7 @@ public struct PipelineSpec: Sendable, Equatable {
             ("input.image_column", input.imageColumn), ("input.caption_column", input.captionColumn),
             ("input.key_column", input.keyColumn ?? ""), ("input.caption_extension", input.captionExtension),
             ("input.image_extensions", input.imageExtensions.joined(separator: ",")),
+            ("input.root", input.root ?? ""), ("input.allow_any_path", "\(input.allowAnyPath)"),
             ("output.samples_per_shard", "\(output.samplesPerShard)"), ("output.max_shard_bytes", "\(output.maxShardBytes)"),
             ("captioner.decoding", c.decoding.rawValue), ("captioner.captions_per_image", "\(c.captionsPerImage)"),
             ("captioner.prompt", c.prompt ?? ""), ("captioner.max_new_tokens", "\(c.maxNewTokens)"),
@@ -263,6 +273,11 @@ private final class SpecMap {
         }
         for (key, value) in mapping {
             guard let name = key.string else { throw SpecError(path: path, field: field, message: "has a key that is not a string") }
+            // YAML parsers keep the last of a repeated key without a word; a spec must not mean two things.
+            if values[name] != nil {
+                throw SpecError(path: path, field: field.map { "\($0).\(name)" } ?? name,
+                                message: "appears twice (line \(key.mark?.line ?? 0)); keep one")
+            }
             values[name] = value
         }
     }

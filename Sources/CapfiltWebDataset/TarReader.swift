@@ -73,7 +73,8 @@ public final class TarReader {
         self.maxMemberSize = max(0, maxMemberSize)
     }
 
-    /// Next member, or nil at the end (a zero block or a clean end of file at a header boundary).
+    /// Next member, or nil at the end-of-archive marker (a zero block). A file that ends anywhere else, at a
+    /// header boundary too, throws `.truncated`: it was cut short.
     ///
     /// Regular files come with their bytes; other kinds with empty data. A member larger than `maxMemberSize` is
     /// skipped (its data not loaded) and returned with a `problem` rather than thrown, as are members whose name is
@@ -227,7 +228,7 @@ public final class TarReader {
                 throw TarError(.truncated, path: path, offset: memberOffset,
                                detail: "member '\(name)' claims \(size) bytes but the archive ends after \(got)")
             }
-            try skipPadding(after: size)
+            try skipPadding(after: size, memberOffset: memberOffset, name: name)
         case .other:
             // Unknown types carry `size` data bytes (POSIX says treat them as regular files); never loaded.
             pendingSkip = (size, memberOffset, name)
@@ -274,7 +275,11 @@ public final class TarReader {
             if offset == 0 {
                 throw TarError(.emptyArchive, path: path, offset: 0, detail: "the file is empty")
             }
-            return nil
+            // Every tar writer (GNU tar, Python's tarfile, webdataset, img2dataset) ends with zero blocks; a file
+            // that stops at a member boundary without them was cut short, and members after the cut are lost.
+            throw TarError(.truncated, path: path, offset: offset,
+                           detail: "the archive ends without tar's end-of-archive marker, so it was probably cut "
+                               + "short here")
         }
         if got < TarHeader.blockSize {
             throw TarError(.truncated, path: path, offset: offset,
@@ -321,7 +326,7 @@ public final class TarReader {
             throw TarError(.truncated, path: path, offset: headerOffset,
                            detail: "\(what) claims \(size) bytes but the archive ends after \(got)")
         }
-        try skipPadding(after: size)
+        try skipPadding(after: size, memberOffset: headerOffset, name: what)
         return data
     }
 
@@ -332,13 +337,19 @@ public final class TarReader {
             throw TarError(.truncated, path: path, offset: memberOffset,
                            detail: "member '\(name)' claims \(size) bytes but the archive ends after \(skipped)")
         }
-        try skipPadding(after: size)
+        try skipPadding(after: size, memberOffset: memberOffset, name: name)
     }
 
-    /// Padding to the block boundary. A writer killed after the data but before the padding lost nothing, and
-    /// Python's tarfile accepts such files, so a short skip here is fine: the next header read sees the end.
-    private func skipPadding(after size: Int64) throws {
-        _ = try source.skip(TarHeader.padded(size) - size)
+    /// Padding to the block boundary. A file that ends inside it was cut short (Python's tarfile says
+    /// "unexpected end of data"): whatever followed is lost, so it is truncation, never a clean end.
+    private func skipPadding(after size: Int64, memberOffset: Int64, name: String) throws {
+        let padding = TarHeader.padded(size) - size
+        let skipped = try source.skip(padding)
+        if skipped < padding {
+            throw TarError(.truncated, path: path, offset: memberOffset,
+                           detail: "the archive ends inside the padding after member '\(name)' (\(skipped) of "
+                               + "\(padding) bytes), so it was cut short")
+        }
     }
 
     /// Old GNU sparse members may chain extra 512-byte blocks of sparse maps before their data.

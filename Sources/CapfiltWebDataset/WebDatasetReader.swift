@@ -17,9 +17,13 @@ public struct WebDatasetSample: Sendable, Equatable {
     public let shard: String
     /// Header offset of the sample's first member, for error reports and resume bookkeeping.
     public let firstHeaderOffset: Int64
+    /// Members refused for their size (extension → bytes claimed): their data was never loaded.
+    public var oversize: [String: Int]
 
-    public init(key: String, members: [String: [UInt8]], problems: [String], shard: String, firstHeaderOffset: Int64) {
+    public init(key: String, members: [String: [UInt8]], problems: [String], shard: String, firstHeaderOffset: Int64,
+                oversize: [String: Int] = [:]) {
         self.key = key
+        self.oversize = oversize
         self.members = members
         self.problems = problems
         self.shard = shard
@@ -72,6 +76,8 @@ public final class WebDatasetReader {
     private var ready: [WebDatasetSample] = []
     private var readyIndex = 0
     private var exhausted = false
+    /// The archive's error, thrown once the samples read before it have been returned.
+    private var damage: Error?
 
     /// Opens a shard. `maxMemberSize` bounds the bytes loaded for one member (see ``TarReader``).
     public init(url: URL, maxMemberSize: Int = 512 << 20) throws {
@@ -79,18 +85,32 @@ public final class WebDatasetReader {
         shard = url.path
     }
 
-    /// Next sample, or nil when the shard is done. Throws ``TarError`` when the archive itself is damaged; the
-    /// sample being built at that point is dropped, since the damage may have cut it short.
+    /// Next sample, or nil when the shard is done. Throws ``TarError`` when the archive itself is damaged, after
+    /// every sample read before the damage: the one being built then comes with its intact members and a
+    /// problem saying that members after them may be lost (Python's tarfile reads those members too).
     public func nextSample() throws -> WebDatasetSample? {
         while readyIndex == ready.count {
             ready.removeAll(keepingCapacity: true)
             readyIndex = 0
+            if let damage {
+                self.damage = nil
+                throw damage
+            }
             if exhausted { return nil }
-            if let member = try tar.next() {
-                add(entry: member.entry, data: member.data, problem: member.problem)
-            } else {
+            do {
+                if let member = try tar.next() {
+                    add(entry: member.entry, data: member.data, problem: member.problem)
+                } else {
+                    exhausted = true
+                    closeCurrent()
+                }
+            } catch {
                 exhausted = true
+                let offset = (error as? TarError)?.offset.map { " at byte \($0)" } ?? ""
+                current?.record("the shard is damaged\(offset), after this sample's last intact member; members "
+                    + "that followed are lost")
                 closeCurrent()
+                damage = error
             }
         }
         let sample = ready[readyIndex]
@@ -142,6 +162,7 @@ public final class WebDatasetReader {
         let ext = split.extension.lowercased()
         if let refusal {
             current?.record(Self.describe(entry, refusal))
+            if entry.size > tar.maxMemberSize && current?.oversize[ext] == nil { current?.oversize[ext] = entry.size }
         } else if current?.members[ext] != nil {
             current?.record(Self.describe(entry, "duplicate '.\(ext)' member in this sample; kept the first"))
         } else {

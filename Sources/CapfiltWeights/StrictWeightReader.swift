@@ -10,10 +10,13 @@ public final class StrictWeightReader {
     /// The checkpoint.
     public let source: TensorSource
     private var used = Set<String>()
+    /// Refuse tensors holding NaN or infinity (models set this; format tests read such values on purpose).
+    public let requireFinite: Bool
 
     /// Wraps `source`.
-    public init(source: TensorSource) {
+    public init(source: TensorSource, requireFinite: Bool = false) {
         self.source = source
+        self.requireFinite = requireFinite
     }
 
     /// Tensor `name` as fp32, which must exist and have exactly `shape`.
@@ -34,7 +37,17 @@ public final class StrictWeightReader {
                                problem: "the checkpoint has shape \(descriptor.shape) but the model needs \(shape)",
                                fix: "Check that config.json matches the weights (e.g. base vs large)")
         }
-        return try source.float32Tensor(named: name)
+        let tensor = try source.float32Tensor(named: name)
+        // A NaN or infinity in the weights makes every output NaN, which decoding turns into empty captions:
+        // refuse the checkpoint now rather than run on it (one pass over the weights, ~0.1 s per GB).
+        var nonFinite = 0
+        if requireFinite { for value in tensor.buffer where !value.isFinite { nonFinite += 1 } }
+        if nonFinite > 0 {
+            throw WeightsError(.nonFiniteValues, path: source.path, tensor: name,
+                               problem: "\(nonFinite) of its \(tensor.count) values are NaN or infinite",
+                               fix: "The checkpoint is damaged or was saved from a diverged training run; download or export it again")
+        }
+        return tensor
     }
 
     /// Like `tensor(_:shape:)`, but nil when the checkpoint lacks `name`.

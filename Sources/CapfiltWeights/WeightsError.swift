@@ -48,6 +48,8 @@ public struct WeightsError: Error, CustomStringConvertible, Sendable, Equatable 
         case unusedTensors
         /// A tensor's element type cannot become fp32 (integers and booleans).
         case unsupportedConversion
+        /// A tensor holds NaN or infinite values.
+        case nonFiniteValues
     }
 
     /// What went wrong.

@@ -1,4 +1,4 @@
-// `capfilt export RUN`: writes the shards again from the ledger (same bytes), e.g. after deleting them.
+// `capfilt export RUN`: writes again, from the ledger, every shard that is missing or damaged (same bytes).
 import ArgumentParser
 import CapfiltPipeline
 import Foundation
@@ -6,23 +6,20 @@ import Foundation
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Re-export a finished run's shards, manifests and stats from its ledger.",
-        discussion: "The input must still be where the run read it: images are copied from there, and checked against the hashes in the ledger.")
+        abstract: "Verify a finished run's shards against its ledger and rewrite any that are missing or damaged.",
+        discussion: """
+            Every shard file is checked against the SHA-256 in the ledger; what is missing or different is written \
+            again (the same bytes), each file replaced only by a rename of its complete new version. The input must \
+            still be as the run read it: images are copied from there, and a changed input is refused before \
+            anything is written.
+            """)
 
     @Argument(help: "The run's output folder.")
     var runFolder: String
 
     func run() throws {
         let folder = URL(fileURLWithPath: runFolder)
-        let ledger = try Ledger.open(runFolder: folder)
-        guard let identity = try ledger.identity() else { throw CLIError("\(runFolder) has no recorded run") }
-        let spec = try PipelineSpec(yaml: identity.specYAML, path: identity.specPath)
-        let pending = try ledger.histogram().filter { $0.stage != "done" }.reduce(0) { $0 + $1.count }
-        if pending > 0 {
-            throw CLIError("\(pending) samples of this run are not finished; resume it with `capfilt run \(identity.specPath)` first")
-        }
-        try ledger.clearExport()
-        guard try Exporter(spec: spec, ledger: ledger, outputFolder: folder).export(stop: StopFlag()) else { throw ExitCode(130) }
+        guard try Exporter.reexport(runFolder: folder, stop: StopFlag()) else { throw ExitCode(130) }
         try StatusCommand.printSummary(folder: folder)
     }
 }

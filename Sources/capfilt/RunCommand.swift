@@ -28,6 +28,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "No progress output.")
     var quiet = false
 
+    @Flag(help: "Check every finished shard against its SHA-256 in the ledger before trusting it (by default sizes always, hashes when the shards total at most 1 GiB).")
+    var verify = false
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
@@ -37,8 +40,8 @@ struct RunCommand: ParsableCommand {
         let parsed = try PipelineSpec.load(path: spec)
         let yaml = (try? String(contentsOfFile: spec, encoding: .utf8)) ?? ""
         let reporter = ProgressReporter(quiet: quiet)
-        let pipeline = try PipelineRun(spec: parsed, specYAML: yaml, specPath: spec, newRun: newRun, log: reporter.log)
         let stop = StopFlag()
+        // Handlers first: a signal while the models load must end with 130 too, not kill the process.
         let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
@@ -50,7 +53,14 @@ struct RunCommand: ParsableCommand {
             return source
         }
         defer { signals.forEach { $0.cancel() } }
-        let outcome = try pipeline.run(stop: stop, progress: reporter.update)
+        let pipeline: PipelineRun
+        do {
+            pipeline = try PipelineRun(spec: parsed, specYAML: yaml, specPath: spec, newRun: newRun, stop: stop, log: reporter.log)
+        } catch is CancellationError {
+            reporter.log("interrupted before any work; nothing is lost. Resume with: capfilt run \(spec)")
+            throw ExitCode(130)
+        }
+        let outcome = try pipeline.run(stop: stop, verification: verify ? .full : .automatic, progress: reporter.update)
         reporter.finish()
         switch outcome {
         case .completed:

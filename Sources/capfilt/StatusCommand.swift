@@ -15,17 +15,21 @@ struct StatusCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
+    @Flag(help: "Check every written shard file against its SHA-256 in the ledger (default: files present, tar sizes).")
+    var verify = false
+
     func run() throws {
         let folder = URL(fileURLWithPath: runFolder)
         if json {
-            print(try Self.summary(folder: folder).text)
+            print(try Self.summary(folder: folder, verification: verify ? .full : .sizes).text)
         } else {
-            try Self.printSummary(folder: folder)
+            try Self.printSummary(folder: folder, verification: verify ? .full : .sizes)
         }
     }
 
-    static func summary(folder: URL) throws -> JSON {
+    static func summary(folder: URL, verification: Exporter.ShardVerification = .sizes) throws -> JSON {
         let ledger = try Ledger.open(runFolder: folder)
+        let damaged = try Exporter.verifyShards(ledger: ledger, outputFolder: folder, verification)
         let histogram = try ledger.histogram()
         var stages: [String: Int] = [:], statuses: [String: Int] = [:], reasons: [String: Int] = [:]
         for h in histogram {
@@ -45,12 +49,14 @@ struct StatusCommand: ParsableCommand {
             "synthetic_scored": .int(filterRates.syntheticScored),
             "synthetic_kept": .int(filterRates.syntheticKept),
             "shards_written": .int(try ledger.shards().count),
-            "export_complete": .bool(try ledger.exportComplete()),
+            "shards_damaged": .array(damaged.map { .object(["shard": .string(Exporter.shardName($0.shard)), "problem": .string($0.problem)]) }),
+            "shards_verified_by": .string(verification == .full ? "sha256" : "size"),
+            "export_complete": .bool(try ledger.exportComplete() && damaged.isEmpty),
         ])
     }
 
-    static func printSummary(folder: URL) throws {
-        guard case .object(let s) = try summary(folder: folder) else { return }
+    static func printSummary(folder: URL, verification: Exporter.ShardVerification = .sizes) throws {
+        guard case .object(let s) = try summary(folder: folder, verification: verification) else { return }
         func int(_ v: JSON?) -> Int { if case .int(let n)? = v { return n }; return 0 }
         func dict(_ v: JSON?) -> [(String, Int)] {
             guard case .object(let d)? = v else { return [] }
@@ -74,6 +80,12 @@ struct StatusCommand: ParsableCommand {
         out += "  filter: web texts \(rate(int(s["web_texts_kept"]), int(s["web_texts_scored"]))), synthetic captions \(rate(int(s["synthetic_kept"]), int(s["synthetic_scored"])))\n"
         if case .bool(let complete)? = s["export_complete"] {
             out += "  export          \(int(s["shards_written"])) shards\(complete ? ", complete" : ", not complete")\n"
+        }
+        if case .array(let damaged)? = s["shards_damaged"], !damaged.isEmpty {
+            out += "  damaged shards  \(damaged.count); `capfilt export \(folder.path)` writes them again\n"
+            for case .object(let d) in damaged.prefix(20) {
+                if case .string(let shard)? = d["shard"], case .string(let problem)? = d["problem"] { out += "    \(shard): \(problem)\n" }
+            }
         }
         FileHandle.standardError.write(Data(out.utf8))
     }

@@ -1,11 +1,49 @@
 // JSONL lists as users write them: image paths relative to the list (".." allowed), absolute or file:// URLs,
 // captions of any JSON string, extra columns kept as written, and malformed lines as problem samples.
 
-import CapfiltCorpus
+@testable import CapfiltCorpus
 import Foundation
 import XCTest
 
 final class JSONLInputTests: XCTestCase {
+    func testAListFromAStrangerCannotPullOtherFilesOfTheMachineIn() throws {
+        let folder = try TempFolder(self)
+        try folder.write("scrape/img/ok.jpg", [0xFF, 0xD8, 0xFF])
+        try folder.write("secret/key.pem", Array("private".utf8))
+        try folder.symlink("scrape/img/evil.jpg", to: "../../secret/key.pem")
+        let lines = [
+            #"{"image": "img/ok.jpg"}"#,
+            #"{"image": "/etc/passwd"}"#,
+            #"{"image": "../../../../../../etc/passwd"}"#,
+            #"{"image": "file:///etc/passwd"}"#,
+            #"{"image": "img/evil.jpg"}"#,
+            #"{"image": "../secret/key.pem"}"#,
+            #"{"image": "../nothing-there.jpg"}"#,
+            #"{"image": "img/../img/ok.jpg"}"#,
+        ]
+        try folder.write("scrape/list.jsonl", lines.joined(separator: "\n") + "\n")
+        try folder.write("scrape/list.csv", "image,caption\n/etc/passwd,x\nimg/ok.jpg,y\n")
+        let samples = try read(CorpusSpec(kind: .jsonl, paths: ["scrape/list.jsonl"]), in: folder)
+        XCTAssertEqual(samples.map(\.image.refusal), [nil, .pathOutsideRoot, .pathOutsideRoot, .pathOutsideRoot,
+                                                      .pathOutsideRoot, .pathOutsideRoot, .pathOutsideRoot, nil])
+        for sample in samples where sample.image.refusal != nil {
+            // Nothing outside is ever opened: the payload carries no path to read.
+            XCTAssertNil(sample.image.fileURL)
+            guard case .failure(let failure) = CorpusReader.readImage(sample.image, maxBytes: 1 << 20) else {
+                return XCTFail("\(sample.location) was readable")
+            }
+            XCTAssertEqual(failure.code, "path_outside_root")
+        }
+        let real = FileSystem.realPath(folder.path + "/scrape/img/ok.jpg")
+        XCTAssertEqual(samples[7].image.fileURL?.path, real, "'..' that stays inside is fine")
+        let csv = try read(CorpusSpec(kind: .csv, paths: ["scrape/list.csv"]), in: folder)
+        XCTAssertEqual(csv.map(\.image.refusal), [.pathOutsideRoot, nil], "the same rule for every list format")
+        // The explicit opt-out reads what it names.
+        var trusted = CorpusSpec(kind: .jsonl, paths: ["scrape/list.jsonl"])
+        trusted.allowAnyPath = true
+        XCTAssertEqual(try read(trusted, in: folder).compactMap(\.image.refusal), [])
+    }
+
     func testPathsCaptionsAndExtraColumns() throws {
         let folder = try TempFolder(self)
         let lines = [
@@ -22,7 +60,9 @@ final class JSONLInputTests: XCTestCase {
             #"{"caption": "no image column"}"#,
         ]
         try folder.write("lists/part.jsonl", lines.joined(separator: "\n") + "\n")
-        let samples = try read(CorpusSpec(kind: .jsonl, paths: ["lists/part.jsonl"]), in: folder)
+        var trusting = CorpusSpec(kind: .jsonl, paths: ["lists/part.jsonl"])
+        trusting.allowAnyPath = true
+        let samples = try read(trusting, in: folder)
         XCTAssertEqual(samples.count, 9, "blank and whitespace-only lines are skipped")
         XCTAssertEqual(samples.map(\.location.position), ["line 1", "line 3", "line 5", "line 6", "line 7", "line 8",
                                                           "line 9", "line 10", "line 11"],
@@ -38,7 +78,7 @@ final class JSONLInputTests: XCTestCase {
                        "scalars as written, nested values as their JSON text, null omitted")
         XCTAssertEqual(samples[0].problems, [])
         XCTAssertEqual(samples[1].image, .file(lists.appendingPathComponent("../shared/b.png")),
-                       "'..' is allowed in lists; the pipeline reads and checks the file later")
+                       "with allow_any_path, '..' leaves the list's folder; the pipeline reads and checks the file later")
         XCTAssertEqual(samples[1].text, .text("café 🐶 日本"), "escapes, surrogate pairs and raw UTF-8")
         XCTAssertEqual(samples[1].metadata, ["n": "1e3", "bad": "NaN"], "Python's json writes NaN")
         XCTAssertEqual(samples[2].image, .file(URL(fileURLWithPath: folder.path + "/abs/c.webp")))
@@ -47,6 +87,22 @@ final class JSONLInputTests: XCTestCase {
         XCTAssertEqual(samples[3].text, .missing)
         XCTAssertEqual(samples[4].image.missingReason, "line 7: column \"image\" is a URL (https://...); capfilt "
             + "reads local files only: download the list first (e.g. img2dataset) and point capfilt at the shards")
+        XCTAssertEqual(samples[4].image.refusal, .imageIsURL)
+
+        // By default a list names files under its own folder only: '..', absolute paths and file:// URLs that
+        // leave it are refused per sample (a stranger's list must not pull /etc/shadow into a dataset).
+        let confined = try read(CorpusSpec(kind: .jsonl, paths: ["lists/part.jsonl"]), in: folder)
+        XCTAssertEqual(confined[0].image, samples[0].image, "inside the folder: read as before")
+        for i in [1, 2, 3] {
+            XCTAssertEqual(confined[i].image.refusal, .pathOutsideRoot, "\(confined[i].location)")
+            XCTAssertTrue(confined[i].image.missingReason?.contains("outside the list's folder") == true)
+        }
+        // input.root widens the allowed folder to one the spec names.
+        var rooted = CorpusSpec(kind: .jsonl, paths: ["lists/part.jsonl"])
+        rooted.root = "."
+        let widened = try read(rooted, in: folder)
+        XCTAssertNil(widened[1].image.refusal, "../shared is inside the root")
+        XCTAssertNil(widened[2].image.refusal, "an absolute path inside the root")
         XCTAssertEqual(samples[5].text, .missing)
         XCTAssertEqual(samples[5].problems,
                        ["line 8: column \"caption\" is a number, not a string; caption treated as missing"])

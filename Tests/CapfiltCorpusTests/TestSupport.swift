@@ -150,7 +150,14 @@ extension ImagePayload {
     }
 
     var missingReason: String? {
-        if case .missing(let reason) = self { return reason }
+        switch self {
+        case .missing(let reason), .refused(let reason, _): return reason
+        default: return nil
+        }
+    }
+
+    var refusal: InputRefusal? {
+        if case .refused(_, let cause) = self { return cause }
         return nil
     }
 }

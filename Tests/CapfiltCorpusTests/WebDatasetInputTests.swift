@@ -68,12 +68,13 @@ final class WebDatasetInputTests: XCTestCase {
         XCTAssertEqual(samples.map(\.sourceKey), ["000001", "../evil", "000002", "000003"])
         XCTAssertEqual(samples[0].problems, [])
         XCTAssertEqual(samples[1].image.missingReason, "no member of this sample was accepted (see problems)")
+        XCTAssertEqual(samples[1].image.refusal, .memberRefused)
         XCTAssertEqual(samples[1].problems.count, 1)
         guard samples[1].problems.count == 1 else { return }
         XCTAssertTrue(samples[1].problems[0].contains("'..' component"), samples[1].problems[0])
-        XCTAssertEqual(samples[2].image.missingReason,
-                       "no image member (found .txt); expected one of .jpg, .jpeg, .png, .webp",
+        XCTAssertEqual(samples[2].image.missingReason, "its image member was refused (see problems)",
                        "a symlinked image is never followed")
+        XCTAssertEqual(samples[2].image.refusal, .memberRefused)
         XCTAssertEqual(samples[2].text, .text("linked"))
         XCTAssertTrue(samples[2].problems.first?.contains("symbolic link to '/etc/passwd'") == true,
                       "\(samples[2].problems)")
@@ -89,6 +90,7 @@ final class WebDatasetInputTests: XCTestCase {
         let samples = try drain(reader)
         XCTAssertEqual(samples.count, 2)
         XCTAssertNotNil(samples[0].image.missingReason)
+        XCTAssertEqual(samples[0].image.refusal, .memberTooLarge, "its own reason, image_too_many_bytes")
         XCTAssertEqual(samples[0].text, .text("a"))
         XCTAssertEqual(samples[0].problems.count, 1)
         XCTAssertEqual(samples[1].image.bytes, jpeg("b"))
@@ -113,13 +115,19 @@ final class WebDatasetInputTests: XCTestCase {
             doneAfter.append(reader.sourcesDone)
         }
         XCTAssertEqual(samples.map(\.sourceKey),
-                       ["a0", "(damaged shard at byte 5120)", "b0", "b1", "(damaged shard at byte 0)"])
-        XCTAssertEqual(samples.map(\.ordinal), [0, 1, 2, 3, 4])
-        XCTAssertEqual(doneAfter, [0, 0, 1, 1, 2])
+                       ["a0", "a1", "(damaged shard at byte 5120)", "b0", "b1", "(damaged shard at byte 0)"])
+        XCTAssertEqual(samples.map(\.ordinal), [0, 1, 2, 3, 4, 5])
+        XCTAssertEqual(doneAfter, [0, 0, 0, 1, 1, 2])
         XCTAssertEqual(reader.sourcesDone, 3)
 
-        let damage = samples[1]
+        // a1's image and caption are intact before the cut: they are read, as Python's tarfile reads them.
+        XCTAssertEqual(samples[1].image.bytes, jpeg("a1"))
+        XCTAssertEqual(samples[1].text, .text("caption a1"))
+        XCTAssertTrue(samples[1].problems.first?.contains("damaged at byte 5120") == true, "\(samples[1].problems)")
+
+        let damage = samples[2]
         XCTAssertEqual(damage.location, SampleLocation(source: "shards/00000.tar", position: "offset 5120"))
+        XCTAssertEqual(damage.image.refusal, .shardDamaged)
         XCTAssertEqual(damage.image.missingReason,
                        "the shard is damaged at byte 5120; samples from there on were not read")
         XCTAssertEqual(damage.text, .missing)
@@ -127,8 +135,8 @@ final class WebDatasetInputTests: XCTestCase {
         guard damage.problems.count == 1 else { return }
         XCTAssertTrue(damage.problems[0].hasPrefix("shards/00000.tar at byte 5120: "), damage.problems[0])
         XCTAssertTrue(damage.problems[0].contains("cut short"), damage.problems[0])
-        XCTAssertEqual(samples[4].image.missingReason, "the shard is empty (0 bytes); none of its samples were read")
-        XCTAssertEqual(samples[2].image.bytes, jpeg("b0"))
+        XCTAssertEqual(samples[5].image.missingReason, "the shard is empty (0 bytes); none of its samples were read")
+        XCTAssertEqual(samples[3].image.bytes, jpeg("b0"))
     }
 
     func testShardFolderIsItsTarFilesSortedByName() throws {

@@ -1,5 +1,6 @@
 // Real output against the JSON Schemas in Manifests/: every key.json in every shard, every manifest line,
 // every stats file and the run manifest. The validator itself is checked to reject what it must.
+import CapfiltPipeline
 import CapfiltWebDataset
 import Foundation
 import XCTest
@@ -23,6 +24,23 @@ final class OutputSchemaTests: XCTestCase {
         XCTAssertTrue(SchemaValidator.matches(NSNumber(value: true), type: "boolean"))
         XCTAssertFalse(SchemaValidator.matches(NSNumber(value: 1), type: "boolean"))
         XCTAssertFalse(SchemaValidator.matches(NSNumber(value: true), type: "integer"))
+    }
+
+    /// One code per cause, the same in the code, in Manifests/reasons.json and in the manifest schema: users
+    /// filter on them, so a code cannot appear, vanish or be renamed without the docs saying so.
+    func testReasonCodesAreDocumentedAndStable() throws {
+        let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: repoRoot.appendingPathComponent("Manifests/reasons.json"))) as? [String: Any]
+        let documented = (doc?["reasons"] as? [[String: String]] ?? []).compactMap { $0["code"] }
+        XCTAssertEqual(Set(documented), Set(Reason.all), "Manifests/reasons.json lists exactly the codes capfilt writes")
+        XCTAssertEqual(documented.count, Set(documented).count, "no code twice")
+        let schema = try JSONSerialization.jsonObject(with: Data(contentsOf: repoRoot.appendingPathComponent("Manifests/manifest-row.schema.json"))) as? [String: Any]
+        let reason = (schema?["properties"] as? [String: Any])?["reason"] as? [String: Any]
+        XCTAssertEqual(Set((reason?["enum"] as? [Any] ?? []).compactMap { $0 as? String }), Set(Reason.all))
+        // The codes that existed before this list are still there, with the same spelling.
+        for code in ["image_missing", "image_empty", "image_unreadable", "image_too_many_bytes", "image_unsupported_format",
+                     "image_too_large", "image_corrupt", "duplicate_image", "duplicate_key", "no_text_matched"] {
+            XCTAssertTrue(Reason.all.contains(code), code)
+        }
     }
 
     func testRealOutputMatchesTheSchemas() throws {

@@ -43,6 +43,10 @@ final class PipelineSpecTests: XCTestCase {
             (minimal + "\nduplicates: maybe", "duplicates"),
             (minimal + "\nversion: 2", "version"),
             ("input: [1, 2", "not valid YAML"),
+            // A repeated key is refused: YAML parsers keep the last one without a word.
+            (minimal.replacingOccurrences(of: "filter: {model: itm}", with: "filter: {model: itm, threshold: 0.3, threshold: 0.9}"), "filter.threshold appears twice"),
+            (minimal + "\nduplicates: keep\nduplicates: drop", "duplicates appears twice"),
+            (minimal.replacingOccurrences(of: "kind: jsonl", with: "kind: jsonl, root: imgs, allow_any_path: true"), "input.allow_any_path"),
             ("", "empty"),
         ]
         for (yaml, needle) in cases {
@@ -53,6 +57,14 @@ final class PipelineSpecTests: XCTestCase {
         XCTAssertThrowsError(try PipelineSpec(yaml: minimal.replacingOccurrences(of: "captioner: {model: cap}", with: "captioner: {model: cap, topp: 0.9}"), path: "s")) {
             XCTAssertTrue("\($0)".contains("did you mean captioner.top_p"), "\($0)")
         }
+    }
+
+    /// limits.max_image_bytes above the tar reader's default member cap is honoured for shard members too.
+    func testImageByteLimitAppliesToShardMembers() throws {
+        let big = try PipelineSpec(yaml: minimal + "\nlimits: {max_image_bytes: 209715200}", path: "spec.yaml")
+        XCTAssertEqual(big.maxMemberBytes, 200 << 20)
+        let small = try PipelineSpec(yaml: minimal + "\nlimits: {max_image_bytes: 1000}", path: "spec.yaml")
+        XCTAssertEqual(small.maxMemberBytes, 16 << 20, "captions and metadata members still fit")
     }
 
     func testFingerprintChangesWithEverySetting() throws {

@@ -128,12 +128,13 @@ struct TestCorpus {
     var specPath: String { folder.appendingPathComponent("spec.yaml").path }
     var output: URL { folder.appendingPathComponent("out") }
 
-    /// Every file under the output folder except the ledger, with its bytes: what "byte-identical" compares.
+    /// Every file under the output folder except the ledger and the lock (run state, not output), with its bytes:
+    /// what "byte-identical" compares.
     func outputFiles() throws -> [String: Data] {
         var files: [String: Data] = [:]
         let root = output.standardizedFileURL.path
         guard let e = FileManager.default.enumerator(atPath: root) else { return [:] }
-        for case let relative as String in e where !relative.hasPrefix("capfilt.sqlite") {
+        for case let relative as String in e where !relative.hasPrefix("capfilt.sqlite") && relative != "capfilt.lock" {
             var isDirectory: ObjCBool = false
             _ = FileManager.default.fileExists(atPath: root + "/" + relative, isDirectory: &isDirectory)
             if !isDirectory.boolValue { files[relative] = try Data(contentsOf: URL(fileURLWithPath: root + "/" + relative)) }
@@ -153,6 +154,7 @@ struct CapfiltPipelineSpecLoader {
         let spec = try PipelineSpec.load(path: corpus.specPath)
         let yaml = try String(contentsOfFile: corpus.specPath, encoding: .utf8)
         let pipeline = try PipelineRun(spec: spec, specYAML: yaml, specPath: corpus.specPath, newRun: newRun)
+        defer { pipeline.close() }
         let stop = StopFlag()
         var batches = 0
         return try pipeline.run(stop: stop) { _ in
@@ -160,4 +162,38 @@ struct CapfiltPipelineSpecLoader {
             if let limit = stopAfterBatches, batches >= limit { stop.set() }
         }
     }
+}
+
+/// Runs the capfilt binary of this build to the end: exit status and both outputs.
+func runCapfilt(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let p = Process()
+    p.executableURL = try capfiltBinary()
+    p.arguments = arguments
+    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    // Read both pipes at once: one filling up while the other is read would block the child.
+    let stdoutData = Locked<Data>(Data())
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async {
+        stdoutData.set(out.fileHandleForReading.readDataToEndOfFile())
+        group.leave()
+    }
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: stdoutData.get(), as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+}
+
+/// A value shared with a background reader.
+final class Locked<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+    init(_ value: Value) { self.value = value }
+    func get() -> Value { lock.lock(); defer { lock.unlock() }; return value }
+    func set(_ new: Value) { lock.lock(); value = new; lock.unlock() }
+    func update(_ body: (inout Value) -> Void) { lock.lock(); body(&value); lock.unlock() }
 }

@@ -106,15 +106,23 @@ final class WebDatasetReaderTests: XCTestCase {
     }
 
     func testDamagedShardsThrowAfterTheirIntactSamples() throws {
-        // The first sample's .json is where each archive is damaged, so that sample is dropped, not half-returned.
+        // The first sample's .json is where each archive is damaged: the sample comes back with its intact members
+        // (as Python's tarfile reads them) and a problem saying that what followed is lost; then the error.
         for archive in ["truncated-data.tar", "truncated-header.tar", "bad-checksum.tar"] {
             let reader = try WebDatasetReader(url: Fixture.url(archive))
+            let first = try reader.nextSample()
+            XCTAssertEqual(first.map { Set($0.members.keys) }, ["jpg", "txt"], archive)
+            XCTAssertEqual(first?.problems.count, 1, archive)
+            XCTAssertTrue(first?.problems.first?.contains("damaged at byte 3072") == true, "\(archive): \(first?.problems ?? [])")
             XCTAssertThrowsError(try reader.nextSample(), archive) { error in
                 XCTAssertEqual((error as? TarError)?.offset, 3072, archive)
             }
+            XCTAssertNil(try reader.nextSample(), "finished after the error: \(archive)")
         }
         let reader = try WebDatasetReader(url: Fixture.url("huge.tar"))
         XCTAssertEqual(try reader.nextSample()?.members, ["txt": Array("small".utf8)])
+        let oversize = try reader.nextSample()
+        XCTAssertEqual(oversize?.members, [:], "the 8 GiB claim is refused, not loaded")
         XCTAssertThrowsError(try reader.nextSample()) { error in
             XCTAssertEqual((error as? TarError)?.kind, .truncated)
         }
