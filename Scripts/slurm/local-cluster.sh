@@ -5,7 +5,7 @@
 #   sudo bash Scripts/slurm/stop-cluster.sh         # stop the three daemons
 #
 # Idempotent: when the three daemons are already running and the node answers in sinfo, it prints
-# "already up" and changes nothing. Otherwise it installs slurm-wlm and munge from Debian (only if
+# "already up" and changes nothing (pass --restart to stop them first and apply a new configuration). Otherwise it installs slurm-wlm and munge from Debian (only if
 # missing), writes /etc/slurm/slurm.conf (the previous one, if it was not written by this script, is kept
 # as slurm.conf.orig), creates a munge key if there is none, starts whatever daemon is not running and
 # waits (bounded) until the node is idle. On failure it prints the tail of each daemon's log.
@@ -15,11 +15,15 @@
 #   SLURM_LOCAL_LOGS  daemon logs                   (default /var/log/slurm-local)
 #   SLURM_LOCAL_WAIT  seconds to wait for the node  (default 60)
 #   SLURM_LOCAL_CPUS  CPUs of the node              (default: what slurmd -C detects, else nproc)
+#   SLURM_LOCAL_CRED_EXPIRE     job credential lifetime = delay before a requeued job may start (30)
+#   SLURM_LOCAL_SCHED_INTERVAL  seconds between scheduling passes (5; Slurm's default is 60)
 set -euo pipefail
 
 STATE_DIR=${SLURM_LOCAL_DIR:-/var/spool/slurm-local}
 LOG_DIR=${SLURM_LOCAL_LOGS:-/var/log/slurm-local}
 WAIT_S=${SLURM_LOCAL_WAIT:-60}
+CRED_S=${SLURM_LOCAL_CRED_EXPIRE:-30}
+SCHED_S=${SLURM_LOCAL_SCHED_INTERVAL:-5}
 CONF_DIR=/etc/slurm
 CONF=$CONF_DIR/slurm.conf
 MARK="# written by capfilt Scripts/slurm/local-cluster.sh"
@@ -61,6 +65,10 @@ print_where() {
   log "state:   $STATE_DIR"
 }
 
+if [ "${1:-}" = "--restart" ]; then
+  log "--restart: stopping the daemons first"
+  bash "$(dirname "$0")/stop-cluster.sh"
+fi
 if command -v sinfo >/dev/null && alive munged "$MUNGE_PID" && alive slurmctld "$CTLD_PID" \
    && alive slurmd "$SLURMD_PID" && node_ready; then
   log "already up: node $NODE is $(node_state)"
@@ -138,6 +146,11 @@ TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 SchedulerType=sched/backfill
+# Scheduling passes every few seconds instead of once a minute (a requeued task starts sooner).
+SchedulerParameters=sched_interval=$SCHED_S,bf_interval=$SCHED_S
+# A requeued job may start only after the job credential lifetime, cred_expire (default 120 s):
+# shortened here so that a requeued task restarts within about half a minute on this one node.
+AuthInfo=cred_expire=$CRED_S
 # Schedule single CPUs, so two 1-CPU tasks run at once on one node.
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
