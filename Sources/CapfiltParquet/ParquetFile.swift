@@ -1,0 +1,233 @@
+// Opens a Parquet file the way a streaming ingest needs: the footer is read and checked once (every offset against
+// the file size), then one row group's requested column chunks are read at a time, so memory is bounded by one
+// row group of the asked columns whatever the file's size.
+
+import Foundation
+
+/// Bounds on what a file may make the reader allocate. The defaults fit web image datasets (row groups of up to
+/// a few hundred MB); raise them for larger row groups, lower them for untrusted input on small machines.
+public struct ParquetReadLimits: Sendable {
+    /// The footer (FileMetaData) size.
+    public var maxFooterBytes: Int = 64 << 20
+    /// One column chunk's compressed size, read into memory whole.
+    public var maxColumnChunkBytes: Int = 2 << 30
+    /// One page's uncompressed size.
+    public var maxPageBytes: Int = 512 << 20
+    /// Values (nulls and list elements included) in one column chunk.
+    public var maxValuesPerColumnChunk: Int = 1 << 26
+
+    public init() {}
+}
+
+/// One row group as the footer describes it.
+public struct RowGroupInfo: Sendable, Equatable {
+    /// Rows in the row group.
+    public let rowCount: Int
+    /// Uncompressed size of all its column data, as the writer recorded it.
+    public let totalByteSize: Int64
+    /// Bytes its column chunks take in the file.
+    public let compressedByteSize: Int64
+}
+
+/// A Parquet file opened for reading. Not thread-safe: use one per thread (they are cheap; the footer is small).
+public final class ParquetFile {
+    public let path: String
+    public let schema: ParquetSchema
+    public let rowGroups: [RowGroupInfo]
+    /// Total rows, as the footer says (the sum of the row groups' rows).
+    public let rowCount: Int
+    /// The writer's `created_by` string, e.g. "parquet-cpp-arrow version 26.0.1".
+    public let createdBy: String?
+    /// The footer's key-value metadata (pyarrow's "ARROW:schema", datasets' "huggingface").
+    public let keyValueMetadata: [String: String]
+    public let limits: ParquetReadLimits
+
+    private let handle: FileHandle
+    private let fileSize: Int64
+    private let metadata: FileMetaData
+    /// Per row group, per leaf column: the byte range of the column chunk in the file.
+    private let chunkRanges: [[Range<Int64>]]
+
+    static let magic: [UInt8] = Array("PAR1".utf8)
+
+    public init(path: String, limits: ParquetReadLimits = ParquetReadLimits()) throws {
+        self.path = path
+        self.limits = limits
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw ParquetError(.io, path: path, detail: "cannot open the file for reading")
+        }
+        self.handle = handle
+        func fail(_ kind: ParquetError.Kind, _ location: String?, _ detail: String) -> ParquetError {
+            ParquetError(kind, path: path, location: location, detail: detail)
+        }
+        let size: Int64
+        do { size = Int64(try handle.seekToEnd()) } catch {
+            throw fail(.io, nil, "cannot determine the file size (\(error))")
+        }
+        fileSize = size
+        let head = try Self.read(handle, path: path, at: 0, count: Int(min(size, 4)))
+        guard head == Self.magic else {
+            throw fail(.notParquet, nil, size == 0 ? "the file is empty"
+                : "the file does not start with the Parquet magic 'PAR1' (it starts with \(Self.describe(head)))")
+        }
+        guard size >= 12 else { throw fail(.truncated, nil, "the file has only \(size) bytes; a Parquet file has at least 12") }
+        let tail = try Self.read(handle, path: path, at: size - 8, count: 8)
+        if Array(tail[4..<8]) == Array("PARE".utf8) {
+            throw fail(.unsupported, "footer", "the footer is encrypted (Parquet modular encryption)")
+        }
+        guard Array(tail[4..<8]) == Self.magic else {
+            throw fail(.truncated, "footer", "the file does not end with 'PAR1'; it was probably cut short")
+        }
+        let footerLength = Int64(UInt32(tail[0]) | UInt32(tail[1]) << 8 | UInt32(tail[2]) << 16 | UInt32(tail[3]) << 24)
+        guard footerLength <= size - 12 else {
+            throw fail(.badLength, "footer", "the footer claims \(footerLength) bytes but the file has only \(size - 12) "
+                + "between its magics")
+        }
+        guard footerLength <= Int64(limits.maxFooterBytes) else {
+            throw fail(.badLength, "footer", "the footer claims \(footerLength) bytes, over the limit of "
+                + "\(limits.maxFooterBytes) (ParquetReadLimits.maxFooterBytes)")
+        }
+        let footerStart = size - 8 - footerLength
+        let footer = try Self.read(handle, path: path, at: footerStart, count: Int(footerLength))
+        let meta: FileMetaData
+        let parsedSchema: ParquetSchema
+        do {
+            var reader = ThriftCompactReader(bytes: footer)
+            meta = try FileMetaData(reader.readStruct(named: "FileMetaData"))
+            parsedSchema = try ParquetSchema(elements: meta.schema)
+        } catch let error as FormatError {
+            throw fail(error.kind, "footer", error.detail)
+        }
+        metadata = meta
+        schema = parsedSchema
+        createdBy = meta.createdBy
+        var keyValues: [String: String] = [:]
+        for (key, value) in meta.keyValues { keyValues[key] = value ?? "" }
+        keyValueMetadata = keyValues
+
+        // Check every row group's chunks against the schema and the file's data region now, so readRowGroup
+        // can trust them.
+        var infos: [RowGroupInfo] = []
+        var ranges: [[Range<Int64>]] = []
+        var totalRows = 0
+        for (g, group) in meta.rowGroups.enumerated() {
+            let location = "row group \(g)"
+            guard group.numRows >= 0, group.numRows <= Int64(limits.maxValuesPerColumnChunk) else {
+                throw fail(.badLength, location, "num_rows is \(group.numRows), outside 0...\(limits.maxValuesPerColumnChunk) "
+                    + "(ParquetReadLimits.maxValuesPerColumnChunk)")
+            }
+            guard group.columns.count == parsedSchema.columns.count else {
+                throw fail(.corrupt, location, "it has \(group.columns.count) column chunks for \(parsedSchema.columns.count) "
+                    + "schema columns")
+            }
+            var groupRanges: [Range<Int64>] = []
+            var compressed: Int64 = 0
+            for (c, column) in group.columns.enumerated() {
+                let descriptor = parsedSchema.columns[c]
+                let at = "\(location), column \(descriptor.dottedPath)"
+                guard column.pathInSchema == descriptor.path else {
+                    throw fail(.corrupt, at, "the chunk's path_in_schema is \(column.pathInSchema.joined(separator: "."))")
+                }
+                guard column.type == descriptor.physicalType else {
+                    throw fail(.corrupt, at, "the chunk's type \(column.type) differs from the schema's \(descriptor.physicalType)")
+                }
+                guard column.numValues >= 0, column.numValues <= Int64(limits.maxValuesPerColumnChunk) else {
+                    throw fail(.badLength, at, "num_values is \(column.numValues), outside 0...\(limits.maxValuesPerColumnChunk) "
+                        + "(ParquetReadLimits.maxValuesPerColumnChunk)")
+                }
+                var start = column.dataPageOffset
+                if let dictionary = column.dictionaryPageOffset, dictionary > 0, dictionary < start { start = dictionary }
+                let length = column.totalCompressedSize
+                guard start >= 4, length >= 0, length <= footerStart - start else {
+                    throw fail(.badLength, at, "the chunk at byte \(start) of \(length) bytes lies outside the data region "
+                        + "4..<\(footerStart)")
+                }
+                guard length <= Int64(limits.maxColumnChunkBytes) else {
+                    throw fail(.badLength, at, "the chunk has \(length) bytes, over the limit of \(limits.maxColumnChunkBytes) "
+                        + "(ParquetReadLimits.maxColumnChunkBytes)")
+                }
+                groupRanges.append(start..<start + length)
+                compressed += length
+            }
+            ranges.append(groupRanges)
+            infos.append(RowGroupInfo(rowCount: Int(group.numRows), totalByteSize: group.totalByteSize,
+                                      compressedByteSize: compressed))
+            totalRows += Int(group.numRows)
+        }
+        guard meta.numRows == Int64(totalRows) else {
+            throw fail(.corrupt, "footer", "num_rows is \(meta.numRows) but the row groups hold \(totalRows)")
+        }
+        rowGroups = infos
+        rowCount = totalRows
+        chunkRanges = ranges
+    }
+
+    deinit { try? handle.close() }
+
+    /// Reads the named leaf columns (dotted paths, see `schema.columns`) of row group `index`.
+    public func readRowGroup(_ index: Int, columns names: [String]) throws -> [String: ParquetColumn] {
+        guard rowGroups.indices.contains(index) else {
+            throw ParquetError(.invalidArgument, path: path, detail: "row group \(index) does not exist; the file has "
+                + "\(rowGroups.count)")
+        }
+        var result: [String: ParquetColumn] = [:]
+        for name in names where result[name] == nil {
+            guard let c = schema.columns.firstIndex(where: { $0.dottedPath == name }) else {
+                let known = schema.columns.map(\.dottedPath).joined(separator: ", ")
+                throw ParquetError(.invalidArgument, path: path, detail: "no column '\(name)'; the columns are \(known)")
+            }
+            result[name] = try readColumn(group: index, column: c)
+        }
+        return result
+    }
+
+    private func readColumn(group g: Int, column c: Int) throws -> ParquetColumn {
+        let descriptor = schema.columns[c]
+        let meta = metadata.rowGroups[g].columns[c]
+        let location = "row group \(g), column \(descriptor.dottedPath)"
+        guard descriptor.maxRepetitionLevel <= 1 else {
+            throw ParquetError(.unsupported, path: path, location: location,
+                               detail: "nested lists (repetition level \(descriptor.maxRepetitionLevel)) are not supported")
+        }
+        guard descriptor.physicalType != .int96 else {
+            throw ParquetError(.unsupported, path: path, location: location,
+                               detail: "INT96 values (legacy timestamps) are not supported; write timestamps as INT64")
+        }
+        guard let codec = ParquetCompression(rawValue: meta.codec),
+              [.uncompressed, .snappy, .gzip, .zstd].contains(codec) else {
+            let name = ParquetCompression(rawValue: meta.codec).map(\.description) ?? "codec #\(meta.codec)"
+            throw ParquetError(.unsupported, path: path, location: location,
+                               detail: "compression \(name) is not supported (UNCOMPRESSED, SNAPPY, GZIP and ZSTD are)")
+        }
+        let range = chunkRanges[g][c]
+        let bytes = try Self.read(handle, path: path, at: range.lowerBound, count: Int(range.count))
+        let decoder = ColumnChunkDecoder(descriptor: descriptor, codec: codec, declaredValues: Int(meta.numValues),
+                                         rowCount: rowGroups[g].rowCount, limits: limits)
+        do {
+            return try decoder.decode(chunk: bytes, chunkOffset: range.lowerBound)
+        } catch let error as FormatError {
+            throw ParquetError(error.kind, path: path, location: location, detail: error.detail)
+        }
+    }
+
+    private static func read(_ handle: FileHandle, path: String, at offset: Int64, count: Int) throws -> [UInt8] {
+        do {
+            try handle.seek(toOffset: UInt64(offset))
+            let data = try handle.read(upToCount: count) ?? Data()
+            guard data.count == count else {
+                throw ParquetError(.truncated, path: path, detail: "wanted \(count) bytes at byte \(offset), got \(data.count)")
+            }
+            return [UInt8](data)
+        } catch let error as ParquetError {
+            throw error
+        } catch {
+            throw ParquetError(.io, path: path, detail: "reading \(count) bytes at byte \(offset) failed (\(error))")
+        }
+    }
+
+    private static func describe(_ bytes: [UInt8]) -> String {
+        let printable = bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7f }
+        if printable { return "'\(String(decoding: bytes, as: UTF8.self))'" }
+        return bytes.map { String(format: "%02x", $0) }.joined(separator: " ")
+    }
+}
