@@ -92,3 +92,120 @@ func readEverything(_ path: String) throws -> Int {
     }
     return cells
 }
+
+/// Thrift compact encoding of a decoded tree, so tests can rebuild footers and page headers with hostile values.
+func encodeThrift(_ s: ThriftStruct) -> [UInt8] {
+    var out: [UInt8] = []
+    func varint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 { out.append(UInt8(v & 0x7f) | 0x80); v >>= 7 }
+        out.append(UInt8(v))
+    }
+    func zigzag(_ v: Int64) { varint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
+    func typeCode(_ v: ThriftValue) -> UInt8 {
+        switch v {
+        case .bool(let b): return b ? 1 : 2
+        case .byte: return 3
+        case .i16: return 4
+        case .i32: return 5
+        case .i64: return 6
+        case .double: return 7
+        case .binary: return 8
+        case .list: return 9
+        case .map: return 11
+        case .structure: return 12
+        }
+    }
+    func body(_ v: ThriftValue, inList: Bool) {
+        switch v {
+        case .bool(let b): if inList { out.append(b ? 1 : 2) }
+        case .byte(let b): out.append(UInt8(bitPattern: b))
+        case .i16(let i): zigzag(Int64(i))
+        case .i32(let i): zigzag(Int64(i))
+        case .i64(let i): zigzag(i)
+        case .double(let d): for k in 0..<8 { out.append(UInt8(truncatingIfNeeded: d.bitPattern >> (8 * UInt64(k)))) }
+        case .binary(let b): varint(UInt64(b.count)); out.append(contentsOf: b)
+        case .list(let items):
+            let element = items.first.map(typeCode) ?? 5
+            if items.count < 15 { out.append(UInt8(items.count) << 4 | (element == 2 ? 1 : element)) } else {
+                out.append(0xf0 | (element == 2 ? 1 : element)); varint(UInt64(items.count))
+            }
+            for item in items { body(item, inList: true) }
+        case .map: out.append(0)
+        case .structure(let s): structure(s)
+        }
+    }
+    func structure(_ s: ThriftStruct) {
+        var last: Int16 = 0
+        for (id, value) in s.fields.sorted(by: { $0.key < $1.key }) {
+            let delta = id - last
+            if delta > 0 && delta <= 15 { out.append(UInt8(delta) << 4 | typeCode(value)) } else {
+                out.append(typeCode(value)); zigzag(Int64(id))
+            }
+            last = id
+            body(value, inList: false)
+        }
+        out.append(0)
+    }
+    structure(s)
+    return out
+}
+
+func thrift(_ fields: [Int16: ThriftValue]) -> ThriftStruct { ThriftStruct(name: "test", fields: fields) }
+func thriftValue(_ fields: [Int16: ThriftValue]) -> ThriftValue { .structure(thrift(fields)) }
+func thriftString(_ s: String) -> ThriftValue { .binary(Array(s.utf8)) }
+
+/// A one-column file built by hand: column "x" (INT32 unless `type` says otherwise, optional), one row group, the
+/// given pages (header fields and body) in one chunk. Tests change one field at a time to make it hostile.
+struct HandBuiltFile {
+    var type: Int32 = 1
+    var repetition: Int32 = 1
+    var rootChildren: Int32 = 1
+    var codec: Int32 = 0
+    var rows: Int64 = 3
+    var chunkValues: Int64 = 3
+    var pages: [(header: [Int16: ThriftValue], body: [UInt8])] = []
+    /// Overrides for ColumnMetaData fields (e.g. 7: total_compressed_size, 9: data_page_offset).
+    var columnOverrides: [Int16: ThriftValue] = [:]
+
+    /// A v1 data page of `values` (nil = null) for an optional INT32 column, PLAIN, uncompressed.
+    static func v1Page(_ values: [Int32?], encoding: Int32 = 0) -> (header: [Int16: ThriftValue], body: [UInt8]) {
+        // Definition levels as one bit-packed group of 8 (bit width 1), length-prefixed.
+        var bits: UInt8 = 0
+        for (i, v) in values.enumerated() where v != nil { bits |= 1 << UInt8(i) }
+        var body: [UInt8] = [2, 0, 0, 0, 0x03, bits]
+        for v in values.compactMap({ $0 }) { withUnsafeBytes(of: v.littleEndian) { body.append(contentsOf: $0) } }
+        let header: [Int16: ThriftValue] = [
+            1: .i32(0), 2: .i32(Int32(body.count)), 3: .i32(Int32(body.count)),
+            5: thriftValue([1: .i32(Int32(values.count)), 2: .i32(encoding), 3: .i32(3), 4: .i32(3)]),
+        ]
+        return (header, body)
+    }
+
+    func bytes() -> [UInt8] {
+        var file = Array("PAR1".utf8)
+        let chunkStart = file.count
+        for page in pages {
+            file += encodeThrift(thrift(page.header))
+            file += page.body
+        }
+        let chunkLength = file.count - chunkStart
+        var column: [Int16: ThriftValue] = [
+            1: .i32(type), 2: .list([.i32(0), .i32(3)]), 3: .list([thriftString("x")]), 4: .i32(codec),
+            5: .i64(chunkValues), 6: .i64(Int64(chunkLength)), 7: .i64(Int64(chunkLength)), 9: .i64(Int64(chunkStart)),
+        ]
+        column.merge(columnOverrides) { $1 }
+        let footer = encodeThrift(thrift([
+            1: .i32(1),
+            2: .list([thriftValue([4: thriftString("schema"), 5: .i32(rootChildren)]),
+                      thriftValue([1: .i32(type), 3: .i32(repetition), 4: thriftString("x")])]),
+            3: .i64(rows),
+            4: .list([thriftValue([1: .list([thriftValue([2: .i64(Int64(chunkStart)), 3: .structure(thrift(column))])]),
+                                   2: .i64(Int64(chunkLength)), 3: .i64(rows)])]),
+        ]))
+        file += footer
+        withUnsafeBytes(of: UInt32(footer.count).littleEndian) { file.append(contentsOf: $0) }
+        file += Array("PAR1".utf8)
+        return file
+    }
+}
