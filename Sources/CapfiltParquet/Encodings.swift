@@ -214,3 +214,58 @@ func decodeByteStreamSplit(_ cursor: inout ByteCursor, count: Int, width: Int, w
     }
     return out
 }
+
+/// Encodes `values` (each below 2^bitWidth) in the RLE / bit-packed hybrid: groups of 8 equal values become RLE
+/// runs, the rest bit-packed runs; only the final group may be short (padded with zeros, which readers ignore).
+func encodeRLEHybrid(_ values: [UInt8], bitWidth: Int) -> [UInt8] {
+    var out: [UInt8] = []
+    func uleb(_ value: Int) {
+        var v = UInt64(value)
+        while v >= 0x80 {
+            out.append(UInt8(v & 0x7f) | 0x80)
+            v >>= 7
+        }
+        out.append(UInt8(v))
+    }
+    let valueBytes = (bitWidth + 7) / 8
+    func run(_ value: UInt8, _ count: Int) {
+        uleb(count << 1)
+        out.append(value)
+        out.append(contentsOf: repeatElement(0, count: max(0, valueBytes - 1)))
+    }
+    func packed(_ group: ArraySlice<UInt8>) {
+        let groups = (group.count + 7) / 8
+        uleb(groups << 1 | 1)
+        var packedBytes = [UInt8](repeating: 0, count: groups * bitWidth)
+        for (i, value) in group.enumerated() {
+            for bit in 0..<bitWidth where value >> UInt8(bit) & 1 == 1 {
+                let position = i * bitWidth + bit
+                packedBytes[position >> 3] |= 1 << UInt8(position & 7)
+            }
+        }
+        out.append(contentsOf: packedBytes)
+    }
+    var start = 0
+    var pendingPacked: Int?  // start of a bit-packed stretch not yet written
+    while start < values.count {
+        let end = min(start + 8, values.count)
+        let first = values[start]
+        var runEnd = start
+        while runEnd < values.count && values[runEnd] == first { runEnd += 1 }
+        // A run that covers at least one whole group (or the whole tail) is worth an RLE run.
+        if runEnd - start >= 8 || runEnd == values.count {
+            if let p = pendingPacked {
+                packed(values[p..<start])
+                pendingPacked = nil
+            }
+            let length = runEnd == values.count ? runEnd - start : (runEnd - start) / 8 * 8
+            run(first, length)
+            start += length
+        } else {
+            if pendingPacked == nil { pendingPacked = start }
+            start = end
+        }
+    }
+    if let p = pendingPacked { packed(values[p..<values.count]) }
+    return out
+}

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Proves that what ParquetWriter writes is readable by the Python ecosystem: pyarrow, pandas, DuckDB and Hugging
+Face `datasets` read the writer's golden file (Tests/Fixtures/parquet/written/manifest_snappy.parquet, which
+WriterTests holds byte-identical to the writer's output) and get exactly the rows WriterTests' ManifestSample
+writes. The rows are rebuilt here from the same rules; change both together.
+
+Setup:  python3 -m venv /tmp/pqvenv && /tmp/pqvenv/bin/pip install pyarrow pandas duckdb datasets
+Run:    /tmp/pqvenv/bin/python Scripts/check_parquet_writer.py [FILE.parquet]
+Exits 1 with the first difference, 0 with a summary when every reader agrees.
+"""
+
+import os
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "parquet", "written",
+                      "manifest_snappy.parquet")
+
+
+def expected_rows():
+    rows = []
+    for i in range(25):
+        rows.append({
+            "key": f"{i:09d}",
+            "caption": None if i % 5 == 4 else "" if i % 6 == 1 else f"caption {i} — ünïcödé",
+            "width": None if i % 7 == 3 else i * 1_000_000_007 - 5,
+            "height": None if i % 4 == 2 else i - 12,
+            "itm": None if i % 3 == 0 else i / 8,
+            "scale": None if i % 5 == 0 else i * 0.25,
+            "kept": None if i % 6 == 5 else i % 2 == 0,
+            "jpg": None if i % 9 == 8 else bytes((i + k) % 256 for k in range(i % 4 * 3)),
+            "synthetic_captions": None if i % 8 == 7 else [f"s{i}_{k}" for k in range(i % 3)],
+            "synthetic_scores": None if i % 8 == 7 else [k * 0.5 + i for k in range(i % 3)],
+        })
+    return rows
+
+
+EXPECTED_SCHEMA = pa.schema([
+    ("key", pa.string()), ("caption", pa.string()), ("width", pa.int64()), ("height", pa.int32()),
+    ("itm", pa.float64()), ("scale", pa.float32()), ("kept", pa.bool_()), ("jpg", pa.binary()),
+    ("synthetic_captions", pa.list_(pa.string())), ("synthetic_scores", pa.list_(pa.float32())),
+])
+
+
+def fail(message):
+    print(f"FAIL: {message}")
+    sys.exit(1)
+
+
+def compare(reader, got, want):
+    if len(got) != len(want):
+        fail(f"{reader}: {len(got)} rows, expected {len(want)}")
+    for i, (g, w) in enumerate(zip(got, want)):
+        for column, value in w.items():
+            if g[column] != value:
+                fail(f"{reader}: row {i} column {column}: {g[column]!r}, expected {value!r}")
+
+
+def main():
+    path = sys.argv[1] if len(sys.argv) > 1 else GOLDEN
+    want = expected_rows()
+
+    f = pq.ParquetFile(path)
+    table = f.read()
+    if not table.schema.equals(EXPECTED_SCHEMA):
+        fail(f"pyarrow schema:\n{table.schema}\nexpected:\n{EXPECTED_SCHEMA}")
+    compare("pyarrow", table.to_pylist(), want)
+    groups = [f.metadata.row_group(g).num_rows for g in range(f.metadata.num_row_groups)]
+    print(f"pyarrow {pa.__version__}: schema and {table.num_rows} rows match; row groups {groups}; "
+          f"created_by {f.metadata.created_by!r}")
+
+    import pandas as pd
+    frame = pd.read_parquet(path)
+    if list(frame.columns) != [field.name for field in EXPECTED_SCHEMA]:
+        fail(f"pandas columns {list(frame.columns)}")
+    if not all(isinstance(k, str) for k in frame["key"]) or frame["key"].iloc[7] != "000000007":
+        fail("pandas: keys are not kept as strings")
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    for row in records:
+        for column in ("synthetic_captions", "synthetic_scores"):
+            if row[column] is not None:
+                row[column] = [x.item() if hasattr(x, "item") else x for x in row[column]]
+        for column in ("width", "height"):
+            if row[column] is not None:
+                row[column] = int(row[column])
+    compare("pandas", records, want)
+    print(f"pandas {pd.__version__}: {len(frame)} rows match (keys stay strings)")
+
+    try:
+        import duckdb
+    except ImportError:
+        print("duckdb not installed: skipped")
+    else:
+        cursor = duckdb.connect().execute(f"SELECT * FROM read_parquet('{path}')")
+        names = [d[0] for d in cursor.description]
+        compare("duckdb", [dict(zip(names, row)) for row in cursor.fetchall()], want)
+        print(f"duckdb {duckdb.__version__}: read_parquet gives {len(want)} matching rows")
+
+    try:
+        import datasets
+    except ImportError:
+        print("datasets not installed: skipped")
+        return
+    ds = datasets.load_dataset("parquet", data_files=path, split="train")
+    compare("datasets", ds.to_list(), want)
+    print(f"datasets {datasets.__version__}: load_dataset('parquet') gives {ds.num_rows} matching rows; features {ds.features}")
+    print("OK: every reader agrees with the writer")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,412 @@
+// Writes the per-shard Parquet manifests: a fixed schema of flat optional columns and list<string>/list<float>
+// columns, PLAIN values, RLE levels, data pages v1, SNAPPY/ZSTD or none. No clocks, no hash-map order: the same
+// rows give the same bytes. The file is written under a temporary name and renamed on close, so a killed run never
+// leaves a file that looks complete.
+
+import Foundation
+
+/// The type of a column the writer can write. Every column is optional (nullable).
+public enum ParquetWriterColumnType: Sendable, Equatable {
+    case string, int64, int32, double, float, bool, binary
+    /// list<string> with optional elements (pyarrow's and datasets' layout: `name.list.element`).
+    case stringList
+    /// list<float> with optional elements.
+    case floatList
+}
+
+/// One column of the writer's schema.
+public struct ParquetWriterColumn: Sendable, Equatable {
+    public let name: String
+    public let type: ParquetWriterColumnType
+    public init(_ name: String, _ type: ParquetWriterColumnType) {
+        self.name = name
+        self.type = type
+    }
+}
+
+/// One column's values for one row group; nil is null.
+public enum ParquetColumnData: Sendable {
+    case string([String?])
+    case int64([Int64?])
+    case int32([Int32?])
+    case double([Double?])
+    case float([Float?])
+    case bool([Bool?])
+    case binary([[UInt8]?])
+    case stringList([[String]?])
+    case floatList([[Float]?])
+
+    var count: Int {
+        switch self {
+        case .string(let v): return v.count
+        case .int64(let v): return v.count
+        case .int32(let v): return v.count
+        case .double(let v): return v.count
+        case .float(let v): return v.count
+        case .bool(let v): return v.count
+        case .binary(let v): return v.count
+        case .stringList(let v): return v.count
+        case .floatList(let v): return v.count
+        }
+    }
+
+    var type: ParquetWriterColumnType {
+        switch self {
+        case .string: return .string
+        case .int64: return .int64
+        case .int32: return .int32
+        case .double: return .double
+        case .float: return .float
+        case .bool: return .bool
+        case .binary: return .binary
+        case .stringList: return .stringList
+        case .floatList: return .floatList
+        }
+    }
+}
+
+/// How the writer writes.
+public struct ParquetWriterOptions: Sendable {
+    /// `.uncompressed`, `.snappy` (the default, as pyarrow) or `.zstd`.
+    public var compression: ParquetCompression = .snappy
+    /// The footer's `created_by`; fixed so files are byte-identical across runs and machines.
+    public var createdBy: String = "capfilt-parquet version 1"
+    /// Footer key-value metadata, written in key order.
+    public var keyValueMetadata: [String: String] = [:]
+    /// A page is closed once its values reach this many bytes (at a row boundary).
+    public var pageBytes: Int = 1 << 20
+
+    public init() {}
+}
+
+/// Writes one Parquet file, one row group per `writeRowGroup` call, the footer on `close()`.
+public final class ParquetWriter {
+    public let path: String
+    public let columns: [ParquetWriterColumn]
+    public let options: ParquetWriterOptions
+
+    private let temporaryPath: String
+    private let handle: FileHandle
+    private var offset: Int64 = 0
+    private var rowGroups: [WrittenRowGroup] = []
+    private var closed = false
+
+    private struct WrittenChunk {
+        var path: [String]
+        var physicalType: ParquetPhysicalType
+        var valueCount: Int
+        var uncompressedBytes: Int64
+        var compressedBytes: Int64
+        var dataPageOffset: Int64
+    }
+    private struct WrittenRowGroup {
+        var chunks: [WrittenChunk]
+        var rows: Int
+    }
+
+    public init(path: String, columns: [ParquetWriterColumn], options: ParquetWriterOptions = ParquetWriterOptions()) throws {
+        func invalid(_ detail: String) -> ParquetError { ParquetError(.invalidArgument, path: path, detail: detail) }
+        guard [.uncompressed, .snappy, .zstd].contains(options.compression) else {
+            throw invalid("the writer compresses with UNCOMPRESSED, SNAPPY or ZSTD, not \(options.compression)")
+        }
+        guard !columns.isEmpty else { throw invalid("the schema has no columns") }
+        var seen = Set<String>()
+        for column in columns {
+            guard !column.name.isEmpty, !column.name.contains(".") else {
+                throw invalid("column name '\(column.name)' is empty or contains '.', which makes dotted paths ambiguous")
+            }
+            guard seen.insert(column.name).inserted else { throw invalid("column '\(column.name)' appears twice") }
+        }
+        guard options.pageBytes > 0, options.pageBytes <= 1 << 30 else {
+            throw invalid("pageBytes \(options.pageBytes) is outside 1...\(1 << 30)")
+        }
+        self.path = path
+        self.columns = columns
+        self.options = options
+        temporaryPath = path + ".partial"
+        guard FileManager.default.createFile(atPath: temporaryPath, contents: nil),
+              let handle = FileHandle(forWritingAtPath: temporaryPath) else {
+            throw ParquetError(.io, path: temporaryPath, detail: "cannot create the file")
+        }
+        self.handle = handle
+        try append(ParquetFile.magic)
+    }
+
+    deinit {
+        if !closed {
+            try? handle.close()
+            try? FileManager.default.removeItem(atPath: temporaryPath)
+        }
+    }
+
+    /// Writes one row group: one `ParquetColumnData` per schema column, in schema order, all of the same length.
+    public func writeRowGroup(_ data: [ParquetColumnData]) throws {
+        guard !closed else { throw ParquetError(.invalidArgument, path: path, detail: "the writer is closed") }
+        guard data.count == columns.count else {
+            throw ParquetError(.invalidArgument, path: path, detail: "got \(data.count) columns for a schema of \(columns.count)")
+        }
+        let rows = data.first?.count ?? 0
+        for (column, values) in zip(columns, data) {
+            guard values.type == column.type else {
+                throw ParquetError(.invalidArgument, path: path, detail: "column '\(column.name)' is \(column.type) but got \(values.type) values")
+            }
+            guard values.count == rows else {
+                throw ParquetError(.invalidArgument, path: path, detail: "column '\(column.name)' has \(values.count) rows, "
+                    + "the first column \(rows)")
+            }
+        }
+        var chunks: [WrittenChunk] = []
+        for (column, values) in zip(columns, data) {
+            chunks.append(try writeChunk(column, values, rows: rows))
+        }
+        rowGroups.append(WrittenRowGroup(chunks: chunks, rows: rows))
+    }
+
+    /// Writes the footer and moves the file to `path`.
+    public func close() throws {
+        guard !closed else { return }
+        let footer = footerBytes()
+        try append(footer)
+        var tail: [UInt8] = []
+        withUnsafeBytes(of: UInt32(footer.count).littleEndian) { tail.append(contentsOf: $0) }
+        try append(tail + ParquetFile.magic)
+        do {
+            try handle.synchronize()
+            try handle.close()
+            closed = true
+            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+            try FileManager.default.moveItem(atPath: temporaryPath, toPath: path)
+        } catch {
+            throw ParquetError(.io, path: path, detail: "finishing the file failed (\(error))")
+        }
+    }
+
+    private func append(_ bytes: [UInt8]) throws {
+        do {
+            try handle.write(contentsOf: bytes)
+        } catch {
+            throw ParquetError(.io, path: temporaryPath, detail: "writing \(bytes.count) bytes failed (\(error))")
+        }
+        offset += Int64(bytes.count)
+    }
+
+    // MARK: Column chunks
+
+    /// One page's worth of levels and PLAIN values.
+    private struct PageBuilder {
+        var definition: [UInt8] = []
+        var repetition: [UInt8] = []
+        var values: [UInt8] = []
+        var bits = BitWriter()
+    }
+
+    private func writeChunk(_ column: ParquetWriterColumn, _ data: ParquetColumnData, rows: Int) throws -> WrittenChunk {
+        let isList = column.type == .stringList || column.type == .floatList
+        let maxDefinition = isList ? 3 : 1
+        let chunkStart = offset
+        var valueCount = 0
+        var uncompressed: Int64 = 0
+        var page = PageBuilder()
+
+        func flush() throws {
+            guard !page.definition.isEmpty else { return }
+            var body: [UInt8] = []
+            if isList { appendLevels(page.repetition, bitWidth: 1, to: &body) }
+            appendLevels(page.definition, bitWidth: bitWidth(forMax: maxDefinition), to: &body)
+            if column.type == .bool { page.values = page.bits.finish() }
+            body += page.values
+            let stored = compress(body)
+            guard body.count <= Int(Int32.max), stored.count <= Int(Int32.max) else {
+                throw ParquetError(.invalidArgument, path: path, detail: "a page of column '\(column.name)' exceeds 2 GiB; "
+                    + "write smaller row groups")
+            }
+            var header = ThriftCompactWriter()
+            header.beginStruct()
+            header.field(1, i32: PageType.dataPage.rawValue)
+            header.field(2, i32: Int32(body.count))
+            header.field(3, i32: Int32(stored.count))
+            header.field(5) { h in
+                h.field(1, i32: Int32(page.definition.count))
+                h.field(2, i32: ParquetEncoding.plain.rawValue)
+                h.field(3, i32: ParquetEncoding.rle.rawValue)
+                h.field(4, i32: ParquetEncoding.rle.rawValue)
+            }
+            header.endStruct()
+            try append(header.bytes)
+            try append(stored)
+            uncompressed += Int64(header.bytes.count + body.count)
+            valueCount += page.definition.count
+            page = PageBuilder()
+        }
+
+        /// Adds one present value's PLAIN bytes; `bool` values go to the bit writer.
+        func addFlat(_ present: Bool, _ encode: (inout PageBuilder) -> Void) {
+            page.definition.append(present ? 1 : 0)
+            if present { encode(&page) }
+        }
+
+        for row in 0..<rows {
+            switch data {
+            case .string(let v): addFlat(v[row] != nil) { appendByteArray(Array(v[row]?.utf8 ?? "".utf8), to: &$0.values) }
+            case .binary(let v): addFlat(v[row] != nil) { appendByteArray(v[row] ?? [], to: &$0.values) }
+            case .int64(let v): addFlat(v[row] != nil) { appendLE(UInt64(bitPattern: v[row] ?? 0), bytes: 8, to: &$0.values) }
+            case .int32(let v): addFlat(v[row] != nil) { appendLE(UInt64(UInt32(bitPattern: v[row] ?? 0)), bytes: 4, to: &$0.values) }
+            case .double(let v): addFlat(v[row] != nil) { appendLE((v[row] ?? 0).bitPattern, bytes: 8, to: &$0.values) }
+            case .float(let v): addFlat(v[row] != nil) { appendLE(UInt64((v[row] ?? 0).bitPattern), bytes: 4, to: &$0.values) }
+            case .bool(let v): addFlat(v[row] != nil) { $0.bits.append(v[row] ?? false) }
+            case .stringList(let v):
+                appendList(v[row]?.count, to: &page) { i, p in appendByteArray(Array(v[row]?[i].utf8 ?? "".utf8), to: &p.values) }
+            case .floatList(let v):
+                appendList(v[row]?.count, to: &page) { i, p in appendLE(UInt64((v[row]?[i] ?? 0).bitPattern), bytes: 4, to: &p.values) }
+            }
+            if page.values.count + page.bits.byteCount >= options.pageBytes { try flush() }
+        }
+        try flush()
+        return WrittenChunk(path: isList ? [column.name, "list", "element"] : [column.name],
+                            physicalType: physicalType(column.type), valueCount: valueCount,
+                            uncompressedBytes: uncompressed, compressedBytes: offset - chunkStart, dataPageOffset: chunkStart)
+    }
+
+    /// A list row's levels: null list (def 0), empty list (def 1), or elements (def 3; rep 0 for the first, 1 after).
+    private func appendList(_ count: Int?, to page: inout PageBuilder, element: (Int, inout PageBuilder) -> Void) {
+        guard let count else {
+            page.repetition.append(0)
+            page.definition.append(0)
+            return
+        }
+        guard count > 0 else {
+            page.repetition.append(0)
+            page.definition.append(1)
+            return
+        }
+        for i in 0..<count {
+            page.repetition.append(i == 0 ? 0 : 1)
+            page.definition.append(3)
+            element(i, &page)
+        }
+    }
+
+    private func compress(_ body: [UInt8]) -> [UInt8] {
+        switch options.compression {
+        case .snappy: return Snappy.compress(body)
+        case .zstd: return Zstd.compress(body)
+        default: return body
+        }
+    }
+
+    private func physicalType(_ type: ParquetWriterColumnType) -> ParquetPhysicalType {
+        switch type {
+        case .string, .binary, .stringList: return .byteArray
+        case .int64: return .int64
+        case .int32: return .int32
+        case .double: return .double
+        case .float, .floatList: return .float
+        case .bool: return .boolean
+        }
+    }
+
+    // MARK: Footer
+
+    private func footerBytes() -> [UInt8] {
+        var w = ThriftCompactWriter()
+        w.beginStruct()
+        w.field(1, i32: 1)
+        // The schema, depth first: the root, then each column (a list is three nodes: LIST group, repeated group
+        // "list", optional "element").
+        struct Node {
+            var name: String
+            var type: ParquetPhysicalType?
+            var repetition: Repetition?
+            var children: Int?
+            /// ConvertedType and LogicalType union field: UTF8 / STRING (0, 1) or LIST (3, 3).
+            var annotation: (converted: Int32, logical: Int16)?
+        }
+        let text: (converted: Int32, logical: Int16) = (0, 1)
+        let list: (converted: Int32, logical: Int16) = (3, 3)
+        var nodes = [Node(name: "schema", type: nil, repetition: nil, children: columns.count, annotation: nil)]
+        for column in columns {
+            let type = physicalType(column.type)
+            switch column.type {
+            case .stringList, .floatList:
+                nodes.append(Node(name: column.name, type: nil, repetition: .optional, children: 1, annotation: list))
+                nodes.append(Node(name: "list", type: nil, repetition: .repeated, children: 1, annotation: nil))
+                nodes.append(Node(name: "element", type: type, repetition: .optional, children: nil,
+                                  annotation: column.type == .stringList ? text : nil))
+            default:
+                nodes.append(Node(name: column.name, type: type, repetition: .optional, children: nil,
+                                  annotation: column.type == .string ? text : nil))
+            }
+        }
+        w.field(2, structs: nodes) { e, node in
+            if let type = node.type { e.field(1, i32: type.rawValue) }
+            if let repetition = node.repetition { e.field(3, i32: repetition.rawValue) }
+            e.field(4, string: node.name)
+            if let children = node.children { e.field(5, i32: Int32(children)) }
+            if let annotation = node.annotation {
+                e.field(6, i32: annotation.converted)
+                e.field(10) { $0.field(annotation.logical) { _ in } }
+            }
+        }
+        w.field(3, i64: Int64(rowGroups.reduce(0) { $0 + $1.rows }))
+        w.field(4, structs: rowGroups) { writer, group in
+            writer.field(1, structs: group.chunks) { c, chunk in
+                c.field(2, i64: chunk.dataPageOffset)
+                c.field(3) { m in
+                    m.field(1, i32: chunk.physicalType.rawValue)
+                    m.field(2, i32List: [ParquetEncoding.plain.rawValue, ParquetEncoding.rle.rawValue])
+                    m.field(3, stringList: chunk.path)
+                    m.field(4, i32: options.compression.rawValue)
+                    m.field(5, i64: Int64(chunk.valueCount))
+                    m.field(6, i64: chunk.uncompressedBytes)
+                    m.field(7, i64: chunk.compressedBytes)
+                    m.field(9, i64: chunk.dataPageOffset)
+                }
+            }
+            writer.field(2, i64: group.chunks.reduce(0) { $0 + $1.uncompressedBytes })
+            writer.field(3, i64: Int64(group.rows))
+            if let first = group.chunks.first { writer.field(5, i64: first.dataPageOffset) }
+            writer.field(6, i64: group.chunks.reduce(0) { $0 + $1.compressedBytes })
+        }
+        let metadata = options.keyValueMetadata.sorted { $0.key < $1.key }
+        if !metadata.isEmpty {
+            w.field(5, structs: metadata) { kv, pair in
+                kv.field(1, string: pair.key)
+                kv.field(2, string: pair.value)
+            }
+        }
+        w.field(6, string: options.createdBy)
+        w.endStruct()
+        return w.bytes
+    }
+}
+
+/// Levels as a v1 page stores them: a 4-byte little-endian length, then the RLE / bit-packed hybrid.
+private func appendLevels(_ levels: [UInt8], bitWidth: Int, to body: inout [UInt8]) {
+    let encoded = encodeRLEHybrid(levels, bitWidth: bitWidth)
+    appendLE(UInt64(encoded.count), bytes: 4, to: &body)
+    body += encoded
+}
+
+private func appendByteArray(_ bytes: [UInt8], to out: inout [UInt8]) {
+    appendLE(UInt64(bytes.count), bytes: 4, to: &out)
+    out += bytes
+}
+
+private func appendLE(_ value: UInt64, bytes: Int, to out: inout [UInt8]) {
+    for i in 0..<bytes { out.append(UInt8(truncatingIfNeeded: value >> (8 * UInt64(i)))) }
+}
+
+/// PLAIN booleans: one bit per value, least significant bit first.
+private struct BitWriter {
+    private(set) var bytes: [UInt8] = []
+    private var count = 0
+    var byteCount: Int { bytes.count }
+
+    mutating func append(_ bit: Bool) {
+        if count % 8 == 0 { bytes.append(0) }
+        if bit { bytes[bytes.count - 1] |= 1 << UInt8(count % 8) }
+        count += 1
+    }
+
+    func finish() -> [UInt8] { bytes }
+}
