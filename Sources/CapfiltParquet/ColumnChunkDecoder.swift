@@ -150,7 +150,7 @@ struct ColumnChunkDecoder {
         let raw = try decodeRLEHybrid(&window, bitWidth: bitWidth(forMax: max), count: count, what: what)
         var out = [UInt8](repeating: 0, count: count)
         for (i, level) in raw.enumerated() {
-            guard level <= UInt64(max) else { throw FormatError(.corrupt, "\(what): level \(level) exceeds the maximum \(max)") }
+            guard level <= UInt32(max) else { throw FormatError(.corrupt, "\(what): level \(level) exceeds the maximum \(max)") }
             out[i] = UInt8(level)
         }
         return out
@@ -271,9 +271,9 @@ struct ColumnChunkDecoder {
         }
     }
 
-    private func gather(_ dictionary: ParquetValues, _ indices: [UInt64]) throws -> ParquetValues {
+    private func gather(_ dictionary: ParquetValues, _ indices: [UInt32]) throws -> ParquetValues {
         let size = dictionary.count
-        for index in indices where index >= UInt64(size) {
+        for index in indices where Int(index) >= size {
             throw FormatError(.corrupt, "dictionary index \(index) is past the dictionary's \(size) entries")
         }
         switch dictionary {

@@ -60,7 +60,8 @@ struct ByteCursor {
 }
 
 /// Reads `bitWidth`-bit little-endian-packed values (LSB first), as RLE bit-packed runs and DELTA miniblocks do.
-private func unpack(_ bytes: [UInt8], at start: Int, bitWidth: Int, count: Int, into out: inout [UInt64]) {
+private func unpack<T: FixedWidthInteger & UnsignedInteger>(_ bytes: [UInt8], at start: Int, bitWidth: Int, count: Int,
+                                                             into out: inout [T]) {
     guard bitWidth > 0 else {
         out.append(contentsOf: repeatElement(0, count: count))
         return
@@ -79,16 +80,16 @@ private func unpack(_ bytes: [UInt8], at start: Int, bitWidth: Int, count: Int, 
             got += available
             bitPosition += available
         }
-        out.append(value & mask)
+        out.append(T(truncatingIfNeeded: value & mask))
     }
 }
 
 /// The RLE / bit-packed hybrid (levels, dictionary indices, RLE booleans): exactly `count` values or an error.
-func decodeRLEHybrid(_ cursor: inout ByteCursor, bitWidth: Int, count: Int, what: String) throws -> [UInt64] {
+func decodeRLEHybrid(_ cursor: inout ByteCursor, bitWidth: Int, count: Int, what: String) throws -> [UInt32] {
     guard (0...32).contains(bitWidth) else {
         throw FormatError(.corrupt, "\(what): bit width \(bitWidth) is outside 0...32")
     }
-    var out: [UInt64] = []
+    var out: [UInt32] = []
     out.reserveCapacity(count)
     let valueBytes = (bitWidth + 7) / 8
     while out.count < count {
@@ -115,7 +116,7 @@ func decodeRLEHybrid(_ cursor: inout ByteCursor, bitWidth: Int, count: Int, what
                 throw FormatError(.corrupt, "\(what): an RLE run value \(value) does not fit \(bitWidth) bits")
             }
             let n = Int(min(run, UInt64(count - out.count)))
-            out.append(contentsOf: repeatElement(value, count: n))
+            out.append(contentsOf: repeatElement(UInt32(value), count: n))
         }
     }
     return out

@@ -13,8 +13,10 @@ public struct ParquetReadLimits: Sendable {
     public var maxColumnChunkBytes: Int = 2 << 30
     /// One page's uncompressed size.
     public var maxPageBytes: Int = 512 << 20
-    /// Values (nulls and list elements included) in one column chunk.
-    public var maxValuesPerColumnChunk: Int = 1 << 26
+    /// Values (nulls and list elements included) in one column chunk, and rows in one row group. A run of nulls
+    /// costs a few bytes in the file and about 10 bytes per value decoded, so this bounds what a tiny hostile file
+    /// can make the reader allocate (16 Mi values: about 160 MB for one column).
+    public var maxValuesPerColumnChunk: Int = 1 << 24
 
     public init() {}
 }
@@ -46,7 +48,7 @@ public final class ParquetFile {
     private let fileSize: Int64
     private let metadata: FileMetaData
     /// Per row group, per leaf column: the byte range of the column chunk in the file.
-    private let chunkRanges: [[Range<Int64>]]
+    let chunkRanges: [[Range<Int64>]]
 
     static let magic: [UInt8] = Array("PAR1".utf8)
 
