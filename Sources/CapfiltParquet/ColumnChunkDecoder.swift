@@ -185,6 +185,10 @@ struct ColumnChunkDecoder {
         func unsupported() -> FormatError {
             FormatError(.unsupported, "encoding \(encoding) for \(type) values")
         }
+        // An all-null page: some writers leave the value section empty whatever the encoding.
+        if count == 0 && cursor.remaining == 0 {
+            return ValueAccumulator(type: type).result
+        }
         switch encoding {
         case .plainDictionary, .rleDictionary:
             guard let dictionary else { throw FormatError(.corrupt, "dictionary-encoded values but no dictionary page") }
