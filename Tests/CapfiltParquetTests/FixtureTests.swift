@@ -107,3 +107,26 @@ final class FixtureTests: XCTestCase {
         }
     }
 }
+
+/// Real pyarrow files using features the reader does not implement: the file opens (its schema is readable), the
+/// other columns read, and the unsupported column fails with a message naming the feature and the column.
+final class RefusedFeatureTests: XCTestCase {
+    func testUnsupportedFeaturesAreRefusedByName() throws {
+        let refused = try XCTUnwrap(Fixture.expectations()["refused"] as? [String: [String: String]])
+        XCTAssertEqual(refused.count, 4)
+        for (name, info) in refused.sorted(by: { $0.key < $1.key }) {
+            let file = try ParquetFile(path: Fixture.path(name))
+            let column = try XCTUnwrap(info["column"])
+            let others = file.schema.columns.map(\.dottedPath).filter { $0 != column }
+            XCTAssertNoThrow(try file.readRowGroup(0, columns: others), name)
+            do {
+                _ = try file.readRowGroup(0, columns: [column])
+                XCTFail("\(name): \(column) read")
+            } catch let error as ParquetError {
+                XCTAssertEqual(error.kind, .unsupported, "\(name): \(error)")
+                XCTAssertEqual(error.location, "row group 0, column \(column)", name)
+                XCTAssertTrue(error.detail.contains(try XCTUnwrap(info["error"])), "\(name): \(error)")
+            }
+        }
+    }
+}
