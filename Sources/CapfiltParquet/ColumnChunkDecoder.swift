@@ -161,17 +161,23 @@ struct ColumnChunkDecoder {
                             rep: [UInt8]?, dictionary: ParquetValues?, into values: inout ValueAccumulator,
                             validity: inout [Bool], definitionLevels: inout [UInt8], repetitionLevels: inout [UInt8]) throws {
         let maxDef = UInt8(descriptor.maxDefinitionLevel)
-        let present = def.map { levels in levels.reduce(0) { $0 + ($1 == maxDef ? 1 : 0) } } ?? levelCount
-        let dense = try decodeDense(encoding: encoding, cursor: &cursor, count: present, dictionary: dictionary)
-        guard let def else {
-            values.append(dense, slots: nil)
-            return
+        var pageSlots: [Bool]?
+        if let def {
+            let slot = UInt8(slotLevel)
+            var slots: [Bool] = []
+            slots.reserveCapacity(levelCount)
+            for level in def where level >= slot { slots.append(level == maxDef) }
+            pageSlots = slots
         }
-        let slot = UInt8(slotLevel)
-        var pageSlots: [Bool] = []
-        pageSlots.reserveCapacity(levelCount)
-        for level in def where level >= slot { pageSlots.append(level == maxDef) }
-        values.append(dense, slots: pageSlots)
+        let present = pageSlots.map { slots in slots.reduce(0) { $0 + ($1 ? 1 : 0) } } ?? levelCount
+        if encoding == .plain && descriptor.physicalType == .byteArray {
+            // The bulk of image datasets: copied once, from the page straight into the column.
+            try values.appendPlainByteArrays(&cursor, present: present, slots: pageSlots, what: "PLAIN BYTE_ARRAY values")
+        } else {
+            values.append(try decodeDense(encoding: encoding, cursor: &cursor, count: present, dictionary: dictionary),
+                          slots: pageSlots)
+        }
+        guard let def, let pageSlots else { return }
         validity.append(contentsOf: pageSlots)
         definitionLevels.append(contentsOf: def)
         if let rep { repetitionLevels.append(contentsOf: rep) }
@@ -352,11 +358,32 @@ struct ValueAccumulator {
         }
     }
 
+    /// Decodes `present` PLAIN byte arrays from `cursor` straight into the column, with empty slots for nulls.
+    mutating func appendPlainByteArrays(_ cursor: inout ByteCursor, present: Int, slots: [Bool]?, what: String) throws {
+        guard case .byteArray(var out) = result else {
+            preconditionFailure("PLAIN byte arrays decoded into a \(result) column")
+        }
+        result = .boolean([])  // `out` is now the buffer's only owner
+        defer { result = .byteArray(out) }
+        out.reserve(values: slots?.count ?? present, bytes: max(0, cursor.remaining - 4 * present))
+        func next() throws {
+            let length = Int(try cursor.uint32LE(what))
+            out.append(cursor.bytes[try cursor.take(length, what)])
+        }
+        guard let slots else {
+            for _ in 0..<present { try next() }
+            return
+        }
+        for isPresent in slots {
+            if isPresent { try next() } else { out.appendEmpty() }
+        }
+    }
+
     /// Appends `dense` (present values only) as slots: `slots[i]` says whether slot i is present; nil = all present.
     mutating func append(_ dense: ParquetValues, slots: [Bool]?) {
         func spread<T>(_ out: inout [T], _ values: [T], zero: T) {
             guard let slots else { return out.append(contentsOf: values) }
-            out.reserveCapacity(out.count + slots.count)
+            reserveGrowing(&out, out.count + slots.count)
             var next = 0
             for present in slots {
                 if present {

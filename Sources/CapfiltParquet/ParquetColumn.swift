@@ -24,9 +24,11 @@ public struct ParquetByteArrays: Sendable, Equatable {
 
     mutating func appendEmpty() { offsets.append(bytes.count) }
 
+    /// Makes room for more values, growing geometrically: reserving the exact size page after page would
+    /// reallocate (and copy) the whole buffer for every page.
     mutating func reserve(values: Int, bytes byteCount: Int) {
-        offsets.reserveCapacity(offsets.count + values)
-        bytes.reserveCapacity(bytes.count + byteCount)
+        reserveGrowing(&offsets, offsets.count + values)
+        reserveGrowing(&bytes, bytes.count + byteCount)
     }
 }
 
@@ -109,4 +111,10 @@ public struct ParquetColumn: Sendable {
         guard listValidity[r] else { return .null }
         return .list((listOffsets[r]..<listOffsets[r + 1]).map(value(at:)))
     }
+}
+
+/// `array.reserveCapacity(needed)`, but at least doubling when it must grow, so repeated calls stay linear.
+func reserveGrowing<T>(_ array: inout [T], _ needed: Int) {
+    guard array.capacity < needed else { return }
+    array.reserveCapacity(max(needed, array.capacity * 2))
 }

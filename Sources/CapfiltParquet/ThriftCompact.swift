@@ -256,7 +256,7 @@ struct ThriftCompactReader {
                 throw FormatError(.badThrift, "a Thrift list in \(name) claims \(count) elements but only \(remaining) bytes remain")
             }
             var items: [ThriftValue] = []
-            items.reserveCapacity(count)
+            items.reserveCapacity(min(count, 1024))  // grows with what is actually decoded
             for _ in 0..<count {
                 if elementType == 12 {
                     guard depth < Self.maxDepth else {
