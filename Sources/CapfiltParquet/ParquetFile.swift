@@ -2,7 +2,11 @@
 // the file size), then one row group's requested column chunks are read at a time, so memory is bounded by one
 // row group of the asked columns whatever the file's size.
 
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Bounds on what a file may make the reader allocate. The defaults fit web image datasets (row groups of up to
 /// a few hundred MB); raise them for larger row groups, lower them for untrusted input on small machines.
@@ -31,8 +35,9 @@ public struct RowGroupInfo: Sendable, Equatable {
     public let compressedByteSize: Int64
 }
 
-/// A Parquet file opened for reading. Not thread-safe: use one per thread (they are cheap; the footer is small).
-public final class ParquetFile {
+/// A Parquet file opened for reading. Immutable after `init` and read with `pread`, so one `ParquetFile` can serve
+/// several threads reading different row groups (or columns) at once.
+public final class ParquetFile: Sendable {
     public let path: String
     public let schema: ParquetSchema
     public let rowGroups: [RowGroupInfo]
@@ -44,7 +49,8 @@ public final class ParquetFile {
     public let keyValueMetadata: [String: String]
     public let limits: ParquetReadLimits
 
-    private let handle: FileHandle
+    /// The open file descriptor, closed in deinit.
+    private let fileDescriptor: Int32
     private let fileSize: Int64
     private let metadata: FileMetaData
     /// Per row group, per leaf column: the byte range of the column chunk in the file.
@@ -55,25 +61,30 @@ public final class ParquetFile {
     public init(path: String, limits: ParquetReadLimits = ParquetReadLimits()) throws {
         self.path = path
         self.limits = limits
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw ParquetError(.io, path: path, detail: "cannot open the file for reading")
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw ParquetError(.io, path: path, detail: "cannot open the file for reading (\(String(cString: strerror(errno))))")
         }
-        self.handle = handle
+        self.fileDescriptor = descriptor
+        // deinit runs only for a fully initialized object: close here when init throws.
+        var opened = false
+        defer { if !opened { close(descriptor) } }
         func fail(_ kind: ParquetError.Kind, _ location: String?, _ detail: String) -> ParquetError {
             ParquetError(kind, path: path, location: location, detail: detail)
         }
-        let size: Int64
-        do { size = Int64(try handle.seekToEnd()) } catch {
-            throw fail(.io, nil, "cannot determine the file size (\(error))")
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            throw fail(.io, nil, "not a regular file (a directory, device or pipe)")
         }
+        let size = Int64(status.st_size)
         fileSize = size
-        let head = try Self.read(handle, path: path, at: 0, count: Int(min(size, 4)))
+        let head = try Self.read(descriptor, path: path, at: 0, count: Int(min(size, 4)))
         guard head == Self.magic else {
             throw fail(.notParquet, nil, size == 0 ? "the file is empty"
                 : "the file does not start with the Parquet magic 'PAR1' (it starts with \(Self.describe(head)))")
         }
         guard size >= 12 else { throw fail(.truncated, nil, "the file has only \(size) bytes; a Parquet file has at least 12") }
-        let tail = try Self.read(handle, path: path, at: size - 8, count: 8)
+        let tail = try Self.read(descriptor, path: path, at: size - 8, count: 8)
         if Array(tail[4..<8]) == Array("PARE".utf8) {
             throw fail(.unsupported, "footer", "the footer is encrypted (Parquet modular encryption)")
         }
@@ -90,7 +101,7 @@ public final class ParquetFile {
                 + "\(limits.maxFooterBytes) (ParquetReadLimits.maxFooterBytes)")
         }
         let footerStart = size - 8 - footerLength
-        let footer = try Self.read(handle, path: path, at: footerStart, count: Int(footerLength))
+        let footer = try Self.read(descriptor, path: path, at: footerStart, count: Int(footerLength))
         let meta: FileMetaData
         let parsedSchema: ParquetSchema
         do {
@@ -162,9 +173,10 @@ public final class ParquetFile {
         rowGroups = infos
         rowCount = totalRows
         chunkRanges = ranges
+        opened = true
     }
 
-    deinit { try? handle.close() }
+    deinit { close(fileDescriptor) }
 
     /// Reads the named leaf columns (dotted paths, see `schema.columns`) of row group `index`.
     public func readRowGroup(_ index: Int, columns names: [String]) throws -> [String: ParquetColumn] {
@@ -202,7 +214,7 @@ public final class ParquetFile {
                                detail: "compression \(name) is not supported (UNCOMPRESSED, SNAPPY, GZIP and ZSTD are)")
         }
         let range = chunkRanges[g][c]
-        let bytes = try Self.read(handle, path: path, at: range.lowerBound, count: Int(range.count))
+        let bytes = try Self.read(fileDescriptor, path: path, at: range.lowerBound, count: Int(range.count))
         let decoder = ColumnChunkDecoder(descriptor: descriptor, codec: codec, declaredValues: Int(meta.numValues),
                                          rowCount: rowGroups[g].rowCount, limits: limits)
         do {
@@ -212,24 +224,39 @@ public final class ParquetFile {
         }
     }
 
-    private static func read(_ handle: FileHandle, path: String, at offset: Int64, count: Int) throws -> [UInt8] {
-        do {
-            try handle.seek(toOffset: UInt64(offset))
-            let data = try handle.read(upToCount: count) ?? Data()
-            guard data.count == count else {
-                throw ParquetError(.truncated, path: path, detail: "wanted \(count) bytes at byte \(offset), got \(data.count)")
+    /// Reads exactly `count` bytes at `offset` (callers have checked the range against the file size).
+    private static func read(_ descriptor: Int32, path: String, at offset: Int64, count: Int) throws -> [UInt8] {
+        var failure: Int32 = 0
+        var got = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            while got < count {
+                let n = pread(descriptor, buffer.baseAddress.map { $0 + got }, count - got, off_t(offset) + off_t(got))
+                if n > 0 {
+                    got += n
+                } else if n == 0 {
+                    break
+                } else if errno != EINTR {
+                    failure = errno
+                    break
+                }
             }
-            return [UInt8](data)
-        } catch let error as ParquetError {
-            throw error
-        } catch {
-            throw ParquetError(.io, path: path, detail: "reading \(count) bytes at byte \(offset) failed (\(error))")
+            // Bytes past `got` are never read: the array is discarded below when the read fell short.
+            initialized = got
         }
+        if failure != 0 {
+            throw ParquetError(.io, path: path, detail: "reading \(count) bytes at byte \(offset) failed "
+                + "(\(String(cString: strerror(failure))))")
+        }
+        guard got == count else {
+            throw ParquetError(.truncated, path: path, detail: "wanted \(count) bytes at byte \(offset), got \(got)")
+        }
+        return bytes
     }
 
     private static func describe(_ bytes: [UInt8]) -> String {
         let printable = bytes.allSatisfy { $0 >= 0x20 && $0 < 0x7f }
         if printable { return "'\(String(decoding: bytes, as: UTF8.self))'" }
-        return bytes.map { String(format: "%02x", $0) }.joined(separator: " ")
+        let digits = Array("0123456789abcdef")
+        return bytes.map { String([digits[Int($0 >> 4)], digits[Int($0 & 15)]]) }.joined(separator: " ")
     }
 }

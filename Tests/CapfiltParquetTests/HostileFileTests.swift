@@ -284,3 +284,43 @@ final class HostileFileTests: XCTestCase {
         }
     }
 }
+
+/// Failed opens must not leak file descriptors: an ingest refuses thousands of bad files in one process.
+final class DescriptorLeakTests: XCTestCase {
+    func testRefusedFilesCloseTheirDescriptors() throws {
+        let directory = try temporaryDirectory(self)
+        let path = directory.appendingPathComponent("bad.parquet").path
+        try Data("PAR1 this is not a footer PAR1".utf8).write(to: URL(fileURLWithPath: path))
+        func openDescriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0 }
+        let before = openDescriptors()
+        for _ in 0..<2000 { XCTAssertThrowsError(try ParquetFile(path: path)) }
+        for _ in 0..<200 { _ = try ParquetFile(path: Fixture.path("hf_images.parquet")) }
+        XCTAssertLessThanOrEqual(openDescriptors(), before + 2, "descriptors leak")
+        XCTAssertThrowsError(try ParquetFile(path: directory.path)) { error in
+            XCTAssertEqual((error as? ParquetError)?.kind, .io, "a directory: \(error)")
+        }
+    }
+
+    /// One ParquetFile read from several threads at once gives the same columns as one thread.
+    func testConcurrentReadsOfOneFile() throws {
+        let file = try ParquetFile(path: Fixture.path("basic_zstd_dict_v2.parquet"))
+        let names = file.schema.columns.map(\.dottedPath)
+        let reference = try (0..<file.rowGroups.count).map { try file.readRowGroup($0, columns: names) }
+        let results = ConcurrentResults(count: 24)
+        DispatchQueue.concurrentPerform(iterations: 24) { i in
+            let g = i % file.rowGroups.count
+            let got = try? file.readRowGroup(g, columns: names)
+            results.set(i, got.map { columns in names.allSatisfy { columns[$0]?.values == reference[g][$0]?.values } } ?? false)
+        }
+        XCTAssertEqual(results.values, [Bool](repeating: true, count: 24))
+    }
+}
+
+/// A lock-protected result array for the concurrency test.
+final class ConcurrentResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [Bool]
+    init(count: Int) { storage = [Bool](repeating: false, count: count) }
+    func set(_ i: Int, _ value: Bool) { lock.lock(); storage[i] = value; lock.unlock() }
+    var values: [Bool] { lock.lock(); defer { lock.unlock() }; return storage }
+}
