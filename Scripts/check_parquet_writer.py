@@ -2,7 +2,8 @@
 """Proves that what ParquetWriter writes is readable by the Python ecosystem: pyarrow, pandas, DuckDB and Hugging
 Face `datasets` read the writer's golden file (Tests/Fixtures/parquet/written/manifest_snappy.parquet, which
 WriterTests holds byte-identical to the writer's output) and get exactly the rows WriterTests' ManifestSample
-writes. The rows are rebuilt here from the same rules; change both together.
+writes, including the image struct column that `datasets` decodes to PIL images through the footer's
+"huggingface" features. The rows are rebuilt here from the same rules; change both together.
 
 Setup:  python3 -m venv /tmp/pqvenv && /tmp/pqvenv/bin/pip install pyarrow pandas duckdb datasets
 Run:    /tmp/pqvenv/bin/python Scripts/check_parquet_writer.py [FILE.parquet]
@@ -15,6 +16,8 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000002000000020802000000fdd49a730000001649444154789c633c21a7c1"
+                    "c0c0c0c4c0c0c0c0c000000d720112397285f20000000049454e44ae426082")
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "parquet", "written",
                       "manifest_snappy.parquet")
 
@@ -33,6 +36,7 @@ def expected_rows():
             "jpg": None if i % 9 == 8 else bytes((i + k) % 256 for k in range(i % 4 * 3)),
             "synthetic_captions": None if i % 8 == 7 else [f"s{i}_{k}" for k in range(i % 3)],
             "synthetic_scores": None if i % 8 == 7 else [k * 0.5 + i for k in range(i % 3)],
+            "image": None if i % 9 == 8 else {"bytes": PNG, "path": f"{i}.png" if i % 2 == 0 else None},
         })
     return rows
 
@@ -41,6 +45,7 @@ EXPECTED_SCHEMA = pa.schema([
     ("key", pa.string()), ("caption", pa.string()), ("width", pa.int64()), ("height", pa.int32()),
     ("itm", pa.float64()), ("scale", pa.float32()), ("kept", pa.bool_()), ("jpg", pa.binary()),
     ("synthetic_captions", pa.list_(pa.string())), ("synthetic_scores", pa.list_(pa.float32())),
+    ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
 ])
 
 
@@ -104,8 +109,16 @@ def main():
         print("datasets not installed: skipped")
         return
     ds = datasets.load_dataset("parquet", data_files=path, split="train")
-    compare("datasets", ds.to_list(), want)
-    print(f"datasets {datasets.__version__}: load_dataset('parquet') gives {ds.num_rows} matching rows; features {ds.features}")
+    if not isinstance(ds.features["image"], datasets.Image):
+        fail(f"datasets: the image column is {ds.features['image']}, not Image() (the footer's huggingface metadata)")
+    for i, expected in enumerate(want):
+        image = ds[i]["image"]  # indexing decodes: a PIL image
+        if (image is None) != (expected["image"] is None) or (image is not None and image.size != (2, 2)):
+            fail(f"datasets: row {i} image {image!r}")
+    raw = ds.cast_column("image", datasets.Image(decode=False)).to_list()
+    compare("datasets (undecoded)", raw, want)
+    print(f"datasets {datasets.__version__}: load_dataset('parquet') gives {ds.num_rows} matching rows, images "
+          f"decoded as PIL; features {ds.features}")
     print("OK: every reader agrees with the writer")
 
 

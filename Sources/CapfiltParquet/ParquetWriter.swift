@@ -1,5 +1,5 @@
-// Writes the per-shard Parquet manifests: a fixed schema of flat optional columns and list<string>/list<float>
-// columns, PLAIN values, RLE levels, data pages v1, SNAPPY/ZSTD or none. No clocks, no hash-map order: the same
+// Writes the per-shard Parquet manifests: a fixed schema of flat optional columns, list<string>/list<float>
+// columns and Hugging Face image structs, PLAIN values, RLE levels, data pages v1, SNAPPY/ZSTD or none. No clocks, no hash-map order: the same
 // rows give the same bytes. The file is written under a temporary name and renamed on close, so a killed run never
 // leaves a file that looks complete.
 
@@ -12,6 +12,19 @@ public enum ParquetWriterColumnType: Sendable, Equatable {
     case stringList
     /// list<float> with optional elements.
     case floatList
+    /// A Hugging Face `datasets` Image: an optional struct `{bytes: binary, path: string}` (leaves `name.bytes`,
+    /// `name.path`).
+    case image
+}
+
+/// One value of an `.image` column.
+public struct ParquetImage: Sendable, Equatable {
+    public var bytes: [UInt8]
+    public var path: String?
+    public init(bytes: [UInt8], path: String? = nil) {
+        self.bytes = bytes
+        self.path = path
+    }
 }
 
 /// One column of the writer's schema.
@@ -35,6 +48,7 @@ public enum ParquetColumnData: Sendable {
     case binary([[UInt8]?])
     case stringList([[String]?])
     case floatList([[Float]?])
+    case image([ParquetImage?])
 
     var count: Int {
         switch self {
@@ -47,6 +61,7 @@ public enum ParquetColumnData: Sendable {
         case .binary(let v): return v.count
         case .stringList(let v): return v.count
         case .floatList(let v): return v.count
+        case .image(let v): return v.count
         }
     }
 
@@ -61,6 +76,7 @@ public enum ParquetColumnData: Sendable {
         case .binary: return .binary
         case .stringList: return .stringList
         case .floatList: return .floatList
+        case .image: return .image
         }
     }
 }
@@ -157,7 +173,7 @@ public final class ParquetWriter {
         }
         var chunks: [WrittenChunk] = []
         for (column, values) in zip(columns, data) {
-            chunks.append(try writeChunk(column, values, rows: rows))
+            chunks += try writeChunks(column, values, rows: rows)
         }
         rowGroups.append(WrittenRowGroup(chunks: chunks, rows: rows))
     }
@@ -200,9 +216,81 @@ public final class ParquetWriter {
         var bits = BitWriter()
     }
 
-    private func writeChunk(_ column: ParquetWriterColumn, _ data: ParquetColumnData, rows: Int) throws -> WrittenChunk {
-        let isList = column.type == .stringList || column.type == .floatList
-        let maxDefinition = isList ? 3 : 1
+    /// One leaf of a column: its path, type, levels and how a row becomes levels and values.
+    private struct Leaf {
+        var path: [String]
+        var physicalType: ParquetPhysicalType
+        var maxDefinition: Int
+        var isList: Bool
+        var emit: (Int, inout PageBuilder) -> Void
+    }
+
+    /// The leaves of a column: one, or two for an image struct (`bytes`, `path`).
+    private func leaves(_ column: ParquetWriterColumn, _ data: ParquetColumnData) -> [Leaf] {
+        let name = column.name
+        func flat(_ type: ParquetPhysicalType, _ isPresent: @escaping (Int) -> Bool,
+                  _ encode: @escaping (Int, inout PageBuilder) -> Void) -> Leaf {
+            Leaf(path: [name], physicalType: type, maxDefinition: 1, isList: false) { row, page in
+                let present = isPresent(row)
+                page.definition.append(present ? 1 : 0)
+                if present { encode(row, &page) }
+            }
+        }
+        func list(_ type: ParquetPhysicalType, _ count: @escaping (Int) -> Int?,
+                  _ encode: @escaping (Int, Int, inout PageBuilder) -> Void) -> Leaf {
+            // A list row's levels: null list (def 0), empty list (def 1), or elements (def 3; rep 0 for the first).
+            Leaf(path: [name, "list", "element"], physicalType: type, maxDefinition: 3, isList: true) { row, page in
+                guard let n = count(row), n > 0 else {
+                    page.repetition.append(0)
+                    page.definition.append(count(row) == nil ? 0 : 1)
+                    return
+                }
+                for i in 0..<n {
+                    page.repetition.append(i == 0 ? 0 : 1)
+                    page.definition.append(3)
+                    encode(row, i, &page)
+                }
+            }
+        }
+        switch data {
+        case .string(let v): return [flat(.byteArray, { v[$0] != nil }) { appendByteArray(Array(v[$0]?.utf8 ?? "".utf8), to: &$1.values) }]
+        case .binary(let v): return [flat(.byteArray, { v[$0] != nil }) { appendByteArray(v[$0] ?? [], to: &$1.values) }]
+        case .int64(let v): return [flat(.int64, { v[$0] != nil }) { appendLE(UInt64(bitPattern: v[$0] ?? 0), bytes: 8, to: &$1.values) }]
+        case .int32(let v):
+            return [flat(.int32, { v[$0] != nil }) { appendLE(UInt64(UInt32(bitPattern: v[$0] ?? 0)), bytes: 4, to: &$1.values) }]
+        case .double(let v): return [flat(.double, { v[$0] != nil }) { appendLE((v[$0] ?? 0).bitPattern, bytes: 8, to: &$1.values) }]
+        case .float(let v): return [flat(.float, { v[$0] != nil }) { appendLE(UInt64((v[$0] ?? 0).bitPattern), bytes: 4, to: &$1.values) }]
+        case .bool(let v): return [flat(.boolean, { v[$0] != nil }) { $1.bits.append(v[$0] ?? false) }]
+        case .stringList(let v):
+            return [list(.byteArray, { v[$0]?.count }) { row, i, page in
+                appendByteArray(Array(v[row]?[i].utf8 ?? "".utf8), to: &page.values)
+            }]
+        case .floatList(let v):
+            return [list(.float, { v[$0]?.count }) { row, i, page in
+                appendLE(UInt64((v[row]?[i] ?? 0).bitPattern), bytes: 4, to: &page.values)
+            }]
+        case .image(let v):
+            // An optional struct of optional fields: def 0 = no image, 1 = image without this field, 2 = the field.
+            let bytes = Leaf(path: [name, "bytes"], physicalType: .byteArray, maxDefinition: 2, isList: false) { row, page in
+                guard let image = v[row] else { return page.definition.append(0) }
+                page.definition.append(2)
+                appendByteArray(image.bytes, to: &page.values)
+            }
+            let path = Leaf(path: [name, "path"], physicalType: .byteArray, maxDefinition: 2, isList: false) { row, page in
+                guard let image = v[row] else { return page.definition.append(0) }
+                guard let path = image.path else { return page.definition.append(1) }
+                page.definition.append(2)
+                appendByteArray(Array(path.utf8), to: &page.values)
+            }
+            return [bytes, path]
+        }
+    }
+
+    private func writeChunks(_ column: ParquetWriterColumn, _ data: ParquetColumnData, rows: Int) throws -> [WrittenChunk] {
+        try leaves(column, data).map { try writeChunk($0, column: column.name, rows: rows) }
+    }
+
+    private func writeChunk(_ leaf: Leaf, column: String, rows: Int) throws -> WrittenChunk {
         let chunkStart = offset
         var valueCount = 0
         var uncompressed: Int64 = 0
@@ -211,13 +299,13 @@ public final class ParquetWriter {
         func flush() throws {
             guard !page.definition.isEmpty else { return }
             var body: [UInt8] = []
-            if isList { appendLevels(page.repetition, bitWidth: 1, to: &body) }
-            appendLevels(page.definition, bitWidth: bitWidth(forMax: maxDefinition), to: &body)
-            if column.type == .bool { page.values = page.bits.finish() }
+            if leaf.isList { appendLevels(page.repetition, bitWidth: 1, to: &body) }
+            appendLevels(page.definition, bitWidth: bitWidth(forMax: leaf.maxDefinition), to: &body)
+            if leaf.physicalType == .boolean { page.values = page.bits.finish() }
             body += page.values
             let stored = compress(body)
             guard body.count <= Int(Int32.max), stored.count <= Int(Int32.max) else {
-                throw ParquetError(.invalidArgument, path: path, detail: "a page of column '\(column.name)' exceeds 2 GiB; "
+                throw ParquetError(.invalidArgument, path: path, detail: "a page of column '\(column)' exceeds 2 GiB; "
                     + "write smaller row groups")
             }
             var header = ThriftCompactWriter()
@@ -239,51 +327,13 @@ public final class ParquetWriter {
             page = PageBuilder()
         }
 
-        /// Adds one present value's PLAIN bytes; `bool` values go to the bit writer.
-        func addFlat(_ present: Bool, _ encode: (inout PageBuilder) -> Void) {
-            page.definition.append(present ? 1 : 0)
-            if present { encode(&page) }
-        }
-
         for row in 0..<rows {
-            switch data {
-            case .string(let v): addFlat(v[row] != nil) { appendByteArray(Array(v[row]?.utf8 ?? "".utf8), to: &$0.values) }
-            case .binary(let v): addFlat(v[row] != nil) { appendByteArray(v[row] ?? [], to: &$0.values) }
-            case .int64(let v): addFlat(v[row] != nil) { appendLE(UInt64(bitPattern: v[row] ?? 0), bytes: 8, to: &$0.values) }
-            case .int32(let v): addFlat(v[row] != nil) { appendLE(UInt64(UInt32(bitPattern: v[row] ?? 0)), bytes: 4, to: &$0.values) }
-            case .double(let v): addFlat(v[row] != nil) { appendLE((v[row] ?? 0).bitPattern, bytes: 8, to: &$0.values) }
-            case .float(let v): addFlat(v[row] != nil) { appendLE(UInt64((v[row] ?? 0).bitPattern), bytes: 4, to: &$0.values) }
-            case .bool(let v): addFlat(v[row] != nil) { $0.bits.append(v[row] ?? false) }
-            case .stringList(let v):
-                appendList(v[row]?.count, to: &page) { i, p in appendByteArray(Array(v[row]?[i].utf8 ?? "".utf8), to: &p.values) }
-            case .floatList(let v):
-                appendList(v[row]?.count, to: &page) { i, p in appendLE(UInt64((v[row]?[i] ?? 0).bitPattern), bytes: 4, to: &p.values) }
-            }
+            leaf.emit(row, &page)
             if page.values.count + page.bits.byteCount >= options.pageBytes { try flush() }
         }
         try flush()
-        return WrittenChunk(path: isList ? [column.name, "list", "element"] : [column.name],
-                            physicalType: physicalType(column.type), valueCount: valueCount,
+        return WrittenChunk(path: leaf.path, physicalType: leaf.physicalType, valueCount: valueCount,
                             uncompressedBytes: uncompressed, compressedBytes: offset - chunkStart, dataPageOffset: chunkStart)
-    }
-
-    /// A list row's levels: null list (def 0), empty list (def 1), or elements (def 3; rep 0 for the first, 1 after).
-    private func appendList(_ count: Int?, to page: inout PageBuilder, element: (Int, inout PageBuilder) -> Void) {
-        guard let count else {
-            page.repetition.append(0)
-            page.definition.append(0)
-            return
-        }
-        guard count > 0 else {
-            page.repetition.append(0)
-            page.definition.append(1)
-            return
-        }
-        for i in 0..<count {
-            page.repetition.append(i == 0 ? 0 : 1)
-            page.definition.append(3)
-            element(i, &page)
-        }
     }
 
     private func compress(_ body: [UInt8]) -> [UInt8] {
@@ -296,7 +346,7 @@ public final class ParquetWriter {
 
     private func physicalType(_ type: ParquetWriterColumnType) -> ParquetPhysicalType {
         switch type {
-        case .string, .binary, .stringList: return .byteArray
+        case .string, .binary, .stringList, .image: return .byteArray
         case .int64: return .int64
         case .int32: return .int32
         case .double: return .double
@@ -332,6 +382,10 @@ public final class ParquetWriter {
                 nodes.append(Node(name: "list", type: nil, repetition: .repeated, children: 1, annotation: nil))
                 nodes.append(Node(name: "element", type: type, repetition: .optional, children: nil,
                                   annotation: column.type == .stringList ? text : nil))
+            case .image:
+                nodes.append(Node(name: column.name, type: nil, repetition: .optional, children: 2, annotation: nil))
+                nodes.append(Node(name: "bytes", type: .byteArray, repetition: .optional, children: nil, annotation: nil))
+                nodes.append(Node(name: "path", type: .byteArray, repetition: .optional, children: nil, annotation: text))
             default:
                 nodes.append(Node(name: column.name, type: type, repetition: .optional, children: nil,
                                   annotation: column.type == .string ? text : nil))

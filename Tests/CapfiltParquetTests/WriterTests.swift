@@ -1,4 +1,4 @@
-// The writer's files read back through the reader cell for cell, are byte-identical run to run (and to the committed
+// The writer's files (flat columns, lists, an image struct) read back through the reader cell for cell, are byte-identical run to run (and to the committed
 // golden file that Scripts/check_parquet_writer.py reads with pyarrow, pandas and datasets), and bad input is
 // refused with the column that is wrong.
 
@@ -15,7 +15,35 @@ enum ManifestSample {
         ParquetWriterColumn("itm", .double), ParquetWriterColumn("scale", .float),
         ParquetWriterColumn("kept", .bool), ParquetWriterColumn("jpg", .binary),
         ParquetWriterColumn("synthetic_captions", .stringList), ParquetWriterColumn("synthetic_scores", .floatList),
+        ParquetWriterColumn("image", .image),
     ]
+    /// A 2x2 PNG (Pillow), so `datasets` can decode the image column.
+    static let png: [UInt8] = {
+        let hex = "89504e470d0a1a0a0000000d4948445200000002000000020802000000fdd49a730000001649444154789c633c21a7c1c0c0c0c4"
+            + "c0c0c0c0c000000d720112397285f20000000049454e44ae426082"
+        var bytes: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            bytes.append(UInt8(hex[index..<next], radix: 16) ?? 0)
+            index = next
+        }
+        return bytes
+    }()
+    /// The footer metadata `datasets` reads its features from (what `Dataset.to_parquet` writes).
+    static let huggingFaceFeatures = """
+        {"info": {"features": {"key": {"dtype": "string", "_type": "Value"}, "caption": {"dtype": "string", "_type": \
+        "Value"}, "width": {"dtype": "int64", "_type": "Value"}, "height": {"dtype": "int32", "_type": "Value"}, \
+        "itm": {"dtype": "float64", "_type": "Value"}, "scale": {"dtype": "float32", "_type": "Value"}, "kept": \
+        {"dtype": "bool", "_type": "Value"}, "jpg": {"dtype": "binary", "_type": "Value"}, "synthetic_captions": \
+        {"feature": {"dtype": "string", "_type": "Value"}, "_type": "List"}, "synthetic_scores": {"feature": \
+        {"dtype": "float32", "_type": "Value"}, "_type": "List"}, "image": {"_type": "Image"}}}}
+        """
+    static var goldenOptions: ParquetWriterOptions {
+        var options = ParquetWriterOptions()
+        options.keyValueMetadata = ["huggingface": huggingFaceFeatures]
+        return options
+    }
     static let rowCount = 25
     static let rowGroupSize = 10
 
@@ -31,12 +59,14 @@ enum ManifestSample {
         case "jpg": return .binary(rows.map { i in i % 9 == 8 ? nil : (0..<(i % 4) * 3).map { UInt8((i + $0) % 256) } })
         case "synthetic_captions":
             return .stringList(rows.map { i in i % 8 == 7 ? nil : (0..<(i % 3)).map { "s\(i)_\($0)" } })
+        case "image":
+            return .image(rows.map { i in i % 9 == 8 ? nil : ParquetImage(bytes: png, path: i % 2 == 0 ? "\(i).png" : nil) })
         default:
             return .floatList(rows.map { i in i % 8 == 7 ? nil : (0..<(i % 3)).map { Float($0) * 0.5 + Float(i) } })
         }
     }
 
-    static func write(to path: String, options: ParquetWriterOptions = ParquetWriterOptions()) throws {
+    static func write(to path: String, options: ParquetWriterOptions = goldenOptions) throws {
         let writer = try ParquetWriter(path: path, columns: schema, options: options)
         for start in stride(from: 0, to: rowCount, by: rowGroupSize) {
             let rows = start..<min(start + rowGroupSize, rowCount)
@@ -45,8 +75,12 @@ enum ManifestSample {
         try writer.close()
     }
 
-    /// What the reader should give for a column's row, as a cell.
-    static func expected(_ name: String, row: Int) -> ParquetValue {
+    /// The leaf columns the reader sees, and what each should give for a row, as a cell.
+    static let leaves = ["key", "caption", "width", "height", "itm", "scale", "kept", "jpg",
+                         "synthetic_captions.list.element", "synthetic_scores.list.element", "image.bytes", "image.path"]
+
+    static func expected(_ leaf: String, row: Int) -> ParquetValue {
+        let name = String(leaf.split(separator: ".")[0])
         switch column(name, rows: row..<row + 1) {
         case .string(let v): return v[0].map(ParquetValue.string) ?? .null
         case .int64(let v): return v[0].map(ParquetValue.int64) ?? .null
@@ -57,20 +91,19 @@ enum ManifestSample {
         case .binary(let v): return v[0].map(ParquetValue.bytes) ?? .null
         case .stringList(let v): return v[0].map { .list($0.map(ParquetValue.string)) } ?? .null
         case .floatList(let v): return v[0].map { .list($0.map(ParquetValue.float)) } ?? .null
+        case .image(let v):
+            guard let image = v[0] else { return .null }
+            return leaf.hasSuffix(".bytes") ? .bytes(image.bytes) : image.path.map(ParquetValue.string) ?? .null
         }
     }
 }
 
 final class WriterTests: XCTestCase {
-    private func leaf(_ name: String) -> String {
-        name.hasPrefix("synthetic_") ? "\(name).list.element" : name
-    }
-
     func testRoundTripThroughTheReaderForEveryCodecAndPageSize() throws {
         let directory = try temporaryDirectory(self)
         for compression in [ParquetCompression.uncompressed, .snappy, .zstd] {
             for pageBytes in [1 << 20, 16] {
-                var options = ParquetWriterOptions()
+                var options = ManifestSample.goldenOptions
                 options.compression = compression
                 options.pageBytes = pageBytes
                 let path = directory.appendingPathComponent("\(compression)-\(pageBytes).parquet").path
@@ -80,14 +113,16 @@ final class WriterTests: XCTestCase {
                 XCTAssertEqual(file.createdBy, "capfilt-parquet version 1")
                 XCTAssertEqual(file.schema.column("caption")?.logicalType, .string)
                 XCTAssertEqual(file.schema.column("synthetic_captions.list.element")?.maxDefinitionLevel, 3)
+                XCTAssertEqual(file.schema.columns.map(\.dottedPath), ManifestSample.leaves)
+                XCTAssertEqual(file.keyValueMetadata["huggingface"], ManifestSample.huggingFaceFeatures)
                 var row = 0
                 for g in file.rowGroups.indices {
-                    let columns = try file.readRowGroup(g, columns: ManifestSample.schema.map { leaf($0.name) })
+                    let columns = try file.readRowGroup(g, columns: ManifestSample.leaves)
                     for r in 0..<file.rowGroups[g].rowCount {
-                        for column in ManifestSample.schema {
-                            let got = try XCTUnwrap(columns[leaf(column.name)]).row(r)
-                            XCTAssertEqual(got, ManifestSample.expected(column.name, row: row + r),
-                                           "\(compression) pageBytes \(pageBytes) \(column.name) row \(row + r)")
+                        for leaf in ManifestSample.leaves {
+                            let got = try XCTUnwrap(columns[leaf]).row(r)
+                            XCTAssertEqual(got, ManifestSample.expected(leaf, row: row + r),
+                                           "\(compression) pageBytes \(pageBytes) \(leaf) row \(row + r)")
                         }
                     }
                     row += file.rowGroups[g].rowCount
