@@ -121,6 +121,13 @@ public struct ParquetSchema: Sendable {
     /// The leaf column whose dotted path is `name`.
     public func column(_ name: String) -> ParquetColumnDescriptor? { columns.first { $0.dottedPath == name } }
 
+    /// The leaves at or under the node with dotted path `name`: `columns(under: "image")` gives `image.bytes` and
+    /// `image.path`; a list column's name gives its element leaf.
+    public func columns(under name: String) -> [ParquetColumnDescriptor] {
+        let prefix = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        return columns.filter { $0.path.count >= prefix.count && Array($0.path.prefix(prefix.count)) == prefix }
+    }
+
     /// Rebuilds the tree from the depth-first element list (element 0 is the root).
     init(elements: [SchemaElement]) throws {
         guard let root = elements.first else { throw FormatError(.corrupt, "the schema is empty") }

@@ -77,6 +77,22 @@ final class FixtureTests: XCTestCase {
         XCTAssertEqual(columns["image.path"]?.value(at: 1), .string("img_1.jpeg"))
     }
 
+    func testLogicalTypesAreReported() throws {
+        let schema = try ParquetFile(path: Fixture.path("typed.parquet")).schema
+        XCTAssertEqual(schema.column("taken")?.logicalType, .timestamp(unit: "MICROS", adjustedToUTC: true))
+        XCTAssertEqual(schema.column("day")?.logicalType, .date)
+        XCTAssertEqual(schema.column("byte")?.logicalType, .integer(bitWidth: 8, signed: false))
+        XCTAssertEqual(schema.column("tiny")?.logicalType, .integer(bitWidth: 8, signed: true))
+        XCTAssertEqual(schema.column("big_unsigned")?.logicalType, .integer(bitWidth: 32, signed: false))
+        XCTAssertEqual(schema.column("meta.license")?.logicalType, .string)
+        XCTAssertEqual(schema.column("attributes.key_value.key")?.maxDefinitionLevel, 2, "map keys are required")
+        XCTAssertEqual(schema.column("attributes.key_value.value")?.maxDefinitionLevel, 3)
+        XCTAssertEqual(schema.columns(under: "attributes").map(\.dottedPath),
+                       ["attributes.key_value.key", "attributes.key_value.value"])
+        XCTAssertEqual(schema.columns(under: "meta.score").map(\.dottedPath), ["meta.score"])
+        XCTAssertEqual(schema.columns(under: "met"), [])
+    }
+
     func testListColumnsGiveOffsetsAndNullLists() throws {
         let file = try ParquetFile(path: Fixture.path("basic_snappy_dict_v1.parquet"))
         let tags = try XCTUnwrap(file.readRowGroup(0, columns: ["tags.list.element"])["tags.list.element"])
