@@ -79,7 +79,8 @@ public struct ParquetColumn: Sendable {
     public let values: ParquetValues
     /// Per slot: true when the value is present, false when it is null. Empty when the column is required.
     public let validity: [Bool]
-    /// The raw definition level of each slot; lets a caller tell a null struct from a null field. Empty when
+    /// The raw definition levels, one per row for non-list columns (one per level position, empty lists and
+    /// null lists included, for list columns); they tell a null struct from a null field. Empty when
     /// `descriptor.maxDefinitionLevel` is 0.
     public let definitionLevels: [UInt8]
     /// List columns only: `rowCount + 1` offsets into the slots.

@@ -13,6 +13,9 @@ import Darwin
 public struct ParquetReadLimits: Sendable {
     /// The footer (FileMetaData) size.
     public var maxFooterBytes: Int = 64 << 20
+    /// Values (fields and list elements) in the footer's Thrift: about 20 per column chunk in real files, and
+    /// each costs tens of bytes decoded, so this bounds the footer's memory (2 Mi values: about 200 MB at worst).
+    public var maxFooterValues: Int = 1 << 21
     /// One column chunk's compressed size, read into memory whole.
     public var maxColumnChunkBytes: Int = 2 << 30
     /// One page's uncompressed size.
@@ -105,7 +108,7 @@ public final class ParquetFile: Sendable {
         let meta: FileMetaData
         let parsedSchema: ParquetSchema
         do {
-            var reader = ThriftCompactReader(bytes: footer)
+            var reader = ThriftCompactReader(bytes: footer, maxValues: limits.maxFooterValues)
             meta = try FileMetaData(reader.readStruct(named: "FileMetaData"))
             parsedSchema = try ParquetSchema(elements: meta.schema)
         } catch let error as FormatError {

@@ -128,6 +128,9 @@ public struct ParquetSchema: Sendable {
         return columns.filter { $0.path.count >= prefix.count && Array($0.path.prefix(prefix.count)) == prefix }
     }
 
+    /// The deepest nesting accepted; it also keeps every level below 256, the range levels are stored in.
+    static let maxDepth = 64
+
     /// Rebuilds the tree from the depth-first element list (element 0 is the root).
     init(elements: [SchemaElement]) throws {
         guard let root = elements.first else { throw FormatError(.corrupt, "the schema is empty") }
@@ -147,6 +150,11 @@ public struct ParquetSchema: Sendable {
         }
         var stack = [Frame(remainingChildren: Int(rootChildren), path: [], definition: 0, repetition: 0, listLevels: nil)]
         while let top = stack.last {
+            // Real schemas nest a handful of levels; a deep chain would make every leaf's path (and the level
+            // arithmetic) cost its depth.
+            guard stack.count <= Self.maxDepth else {
+                throw FormatError(.unsupported, "the schema nests deeper than \(Self.maxDepth) levels")
+            }
             if top.remainingChildren == 0 {
                 stack.removeLast()
                 continue

@@ -141,11 +141,23 @@ struct ThriftCompactReader {
     let bytes: [UInt8]
     private(set) var position: Int
     let end: Int
+    /// Values left to decode. Each decoded value costs tens of bytes of memory but as little as one byte of input,
+    /// so input size alone does not bound memory.
+    private var budget: Int
 
-    init(bytes: [UInt8], start: Int = 0, end: Int? = nil) {
+    init(bytes: [UInt8], start: Int = 0, end: Int? = nil, maxValues: Int = 1 << 16) {
         self.bytes = bytes
         self.position = start
         self.end = end ?? bytes.count
+        self.budget = maxValues
+    }
+
+    private mutating func spend() throws {
+        budget -= 1
+        guard budget >= 0 else {
+            throw FormatError(.badLength, "the Thrift metadata holds more values than the limit "
+                + "(ParquetReadLimits.maxFooterValues for the footer)")
+        }
     }
 
     var remaining: Int { end - position }
@@ -210,6 +222,7 @@ struct ThriftCompactReader {
                 id = sum
             }
             lastID = id
+            try spend()
             let value: ThriftValue
             switch type {
             case 1: value = .bool(true)
@@ -258,6 +271,7 @@ struct ThriftCompactReader {
             var items: [ThriftValue] = []
             items.reserveCapacity(min(count, 1024))  // grows with what is actually decoded
             for _ in 0..<count {
+                try spend()
                 if elementType == 12 {
                     guard depth < Self.maxDepth else {
                         throw FormatError(.badThrift, "Thrift structs nest deeper than \(Self.maxDepth) levels")
@@ -274,6 +288,7 @@ struct ThriftCompactReader {
             if count > 0 {
                 let kinds = try byte()
                 for _ in 0..<count {
+                    try spend()
                     let key = try readElement(type: kinds >> 4, depth: depth + 1, in: name)
                     let value = try readElement(type: kinds & 0x0f, depth: depth + 1, in: name)
                     pairs.append((key, value))

@@ -73,12 +73,14 @@ final class HostileFileTests: XCTestCase {
         XCTAssertTrue(error?.description.contains("maxFooterBytes") == true, "\(String(describing: error))")
     }
 
+    /// A file holding only a footer.
+    private func footerOnly(_ footer: [UInt8]) -> [UInt8] {
+        var file = Array("PAR1".utf8) + footer
+        withUnsafeBytes(of: UInt32(footer.count).littleEndian) { file.append(contentsOf: $0) }
+        return file + Array("PAR1".utf8)
+    }
+
     func testAbsurdThrift() throws {
-        func footerOnly(_ footer: [UInt8]) -> [UInt8] {
-            var file = Array("PAR1".utf8) + footer
-            withUnsafeBytes(of: UInt32(footer.count).littleEndian) { file.append(contentsOf: $0) }
-            return file + Array("PAR1".utf8)
-        }
         // version = 1, then schema: a list of structs claiming 2^32 - 1 elements.
         try expect(footerOnly([0x15, 0x02, 0x19, 0xfc, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00]), .badThrift, "claims 4294967295")
         // A binary (a schema name) claiming 2^31 bytes.
@@ -132,6 +134,20 @@ final class HostileFileTests: XCTestCase {
         f = base
         f.rows = 4
         try expect(f.bytes(), .corrupt, "holds 3 values but the row group has 4 rows")
+    }
+
+    /// Inputs whose cost is not their size: a deep schema chain and a footer of millions of empty structs.
+    func testSchemaDepthAndFooterValueCountAreBounded() throws {
+        var chain: [ThriftValue] = [thriftValue([4: thriftString("schema"), 5: .i32(1)])]
+        for depth in 0..<5_000 { chain.append(thriftValue([3: .i32(1), 4: thriftString("g\(depth)"), 5: .i32(1)])) }
+        chain.append(thriftValue([1: .i32(1), 3: .i32(1), 4: thriftString("x")]))
+        let deep = encodeThrift(thrift([1: .i32(1), 2: .list(chain), 3: .i64(0), 4: .list([])]))
+        try expect(footerOnly(deep), .unsupported, "nests deeper than 64 levels")
+        // version, then a list of 3 million empty structs (one byte each).
+        var many: [UInt8] = [0x15, 0x02, 0x19, 0xfc, 0xc0, 0x8d, 0xb7, 0x01]
+        many += [UInt8](repeating: 0, count: 3_000_000)
+        many.append(0)
+        try expect(footerOnly(many), .badLength, "maxFooterValues")
     }
 
     func testHostilePages() throws {
