@@ -26,7 +26,7 @@ struct ColumnChunkDecoder {
 
         while valuesRead < declaredValues {
             let pageStart = position
-            let where_ = "page at byte \(chunkOffset + Int64(pageStart))"
+            let place = "page at byte \(chunkOffset + Int64(pageStart))"
             guard position < chunk.count else {
                 throw FormatError(.corrupt, "the chunk ends after \(valuesRead) of its \(declaredValues) values")
             }
@@ -35,15 +35,15 @@ struct ColumnChunkDecoder {
             do {
                 header = try PageHeader(thrift.readStruct(named: "PageHeader"))
             } catch let error as FormatError {
-                throw FormatError(error.kind, "\(where_): \(error.detail)")
+                throw FormatError(error.kind, "\(place): \(error.detail)")
             }
             position = thrift.position
             guard header.compressedSize <= chunk.count - position else {
-                throw FormatError(.badLength, "\(where_): compressed_page_size \(header.compressedSize) runs past the "
+                throw FormatError(.badLength, "\(place): compressed_page_size \(header.compressedSize) runs past the "
                     + "chunk (\(chunk.count - position) bytes left)")
             }
             guard header.uncompressedSize <= limits.maxPageBytes else {
-                throw FormatError(.badLength, "\(where_): uncompressed_page_size \(header.uncompressedSize) exceeds the "
+                throw FormatError(.badLength, "\(place): uncompressed_page_size \(header.uncompressedSize) exceeds the "
                     + "limit of \(limits.maxPageBytes) bytes (ParquetReadLimits.maxPageBytes)")
             }
             let body = position..<position + header.compressedSize
@@ -106,7 +106,7 @@ struct ColumnChunkDecoder {
                     valuesRead += info.numValues
                 }
             } catch let error as FormatError {
-                throw FormatError(error.kind, "\(where_): \(error.detail)")
+                throw FormatError(error.kind, "\(place): \(error.detail)")
             }
         }
         return try assemble(values: values, validity: validity, definitionLevels: definitionLevels,

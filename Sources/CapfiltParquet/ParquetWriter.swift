@@ -362,7 +362,7 @@ public final class ParquetWriter {
         w.beginStruct()
         w.field(1, i32: 1)
         // The schema, depth first: the root, then each column (a list is three nodes: LIST group, repeated group
-        // "list", optional "element").
+        // "list", optional "element"; an image is a group of optional "bytes" and "path").
         struct Node {
             var name: String
             var type: ParquetPhysicalType?
