@@ -91,6 +91,30 @@ public struct ParquetColumn: Sendable {
     /// Whether slot `i` holds a value.
     public func isPresent(_ i: Int) -> Bool { validity.isEmpty || validity[i] }
 
+    /// Slot `i`'s bytes (BYTE_ARRAY and FIXED_LEN_BYTE_ARRAY columns), without copying; nil when null or another type.
+    public func bytes(at i: Int) -> ArraySlice<UInt8>? {
+        guard isPresent(i) else { return nil }
+        switch values {
+        case .byteArray(let v), .fixedLenByteArray(let v): return v[i]
+        default: return nil
+        }
+    }
+
+    /// Slot `i` as text (a BYTE_ARRAY holding valid UTF-8, whatever its annotation); nil otherwise.
+    public func string(at i: Int) -> String? {
+        bytes(at: i).flatMap { String(validating: $0, as: UTF8.self) }
+    }
+
+    /// Slot `i` of an INT32 or INT64 column; nil when null or another type.
+    public func integer(at i: Int) -> Int64? {
+        guard isPresent(i) else { return nil }
+        switch values {
+        case .int32(let v): return Int64(v[i])
+        case .int64(let v): return v[i]
+        default: return nil
+        }
+    }
+
     /// Slot `i` as a cell.
     public func value(at i: Int) -> ParquetValue {
         guard isPresent(i) else { return .null }

@@ -112,6 +112,16 @@ final class FixtureTests: XCTestCase {
         let columns = try file.readRowGroup(2, columns: ["key", "jpg"])
         XCTAssertEqual(Set(columns.keys), ["key", "jpg"])
         XCTAssertEqual(columns["key"]?.value(at: 0), .string("000000010"))
+        // Row 10 failed to download (i % 4 == 2), row 11 did: the typed accessors give nil or the bytes.
+        let jpg = try XCTUnwrap(columns["jpg"])
+        XCTAssertNil(jpg.bytes(at: 0))
+        XCTAssertEqual(jpg.bytes(at: 1).map { Array($0.prefix(3)) }, [0xFF, 0xD8, 0xFF])
+        XCTAssertEqual(columns["key"]?.string(at: 1), "000000011")
+        XCTAssertNil(columns["key"]?.integer(at: 1), "not an integer column")
+        let sizes = try file.readRowGroup(0, columns: ["width", "status"])
+        XCTAssertEqual(sizes["width"]?.integer(at: 0), 256)
+        XCTAssertNil(sizes["width"]?.integer(at: 2), "a failed download has no width")
+        XCTAssertEqual(sizes["status"]?.string(at: 2), "failed_to_download")
         XCTAssertThrowsError(try file.readRowGroup(0, columns: ["caption", "image"])) { error in
             let e = error as? ParquetError
             XCTAssertEqual(e?.kind, .invalidArgument)
