@@ -1,5 +1,6 @@
-// Every fixture pyarrow and datasets wrote (each codec x dictionary on/off x data page v1/v2, DELTA_* and
-// BYTE_STREAM_SPLIT, a datasets image dataset, img2dataset's columns) reads back cell for cell as pyarrow reads it.
+// Every fixture pyarrow, datasets and DuckDB wrote (each codec x dictionary on/off x data page v1/v2, DELTA_* and
+// BYTE_STREAM_SPLIT, a datasets image dataset, img2dataset's columns, DuckDB's V2 format) reads back cell for cell
+// as pyarrow reads it (for the one DuckDB column pyarrow cannot read, as DuckDB reads it).
 
 import Foundation
 import XCTest
