@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Proves that what ParquetWriter writes is readable by the Python ecosystem: pyarrow, pandas, DuckDB and Hugging
-Face `datasets` read the writer's golden file (Tests/Fixtures/parquet/written/manifest_snappy.parquet, which
-WriterTests holds byte-identical to the writer's output) and get exactly the rows WriterTests' ManifestSample
+Face `datasets` read the writer's golden files (Tests/Fixtures/parquet/written/: PLAIN + snappy, and dictionary +
+zstd; WriterTests holds them byte-identical to the writer's output) and get exactly the rows WriterTests' ManifestSample
 writes, including the image struct column that `datasets` decodes to PIL images through the footer's
 "huggingface" features. The rows are rebuilt here from the same rules; change both together.
 
 Setup:  python3 -m venv /tmp/pqvenv && /tmp/pqvenv/bin/pip install pyarrow pandas duckdb datasets
-Run:    /tmp/pqvenv/bin/python Scripts/check_parquet_writer.py [FILE.parquet]
+Run:    /tmp/pqvenv/bin/python Scripts/check_parquet_writer.py [FILE.parquet ...]
 Exits 1 with the first difference, 0 with a summary when every reader agrees.
 """
 
@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000002000000020802000000fdd49a730000001649444154789c633c21a7c1"
                     "c0c0c0c4c0c0c0c0c000000d720112397285f20000000049454e44ae426082")
-GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "parquet", "written",
-                      "manifest_snappy.parquet")
+WRITTEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "parquet", "written")
+GOLDEN = [os.path.join(WRITTEN, "manifest_snappy.parquet"), os.path.join(WRITTEN, "manifest_dictionary_zstd.parquet")]
 
 
 def expected_rows():
@@ -64,7 +64,13 @@ def compare(reader, got, want):
 
 
 def main():
-    path = sys.argv[1] if len(sys.argv) > 1 else GOLDEN
+    for path in sys.argv[1:] or GOLDEN:
+        print(f"{os.path.basename(path)}:")
+        check(path)
+    print("OK: every reader agrees with the writer")
+
+
+def check(path):
     want = expected_rows()
 
     f = pq.ParquetFile(path)
@@ -119,7 +125,6 @@ def main():
     compare("datasets (undecoded)", raw, want)
     print(f"datasets {datasets.__version__}: load_dataset('parquet') gives {ds.num_rows} matching rows, images "
           f"decoded as PIL; features {ds.features}")
-    print("OK: every reader agrees with the writer")
 
 
 if __name__ == "__main__":

@@ -218,7 +218,7 @@ func decodeByteStreamSplit(_ cursor: inout ByteCursor, count: Int, width: Int, w
 
 /// Encodes `values` (each below 2^bitWidth) in the RLE / bit-packed hybrid: groups of 8 equal values become RLE
 /// runs, the rest bit-packed runs; only the final group may be short (padded with zeros, which readers ignore).
-func encodeRLEHybrid(_ values: [UInt8], bitWidth: Int) -> [UInt8] {
+func encodeRLEHybrid<T: FixedWidthInteger & UnsignedInteger>(_ values: [T], bitWidth: Int) -> [UInt8] {
     var out: [UInt8] = []
     func uleb(_ value: Int) {
         var v = UInt64(value)
@@ -229,17 +229,16 @@ func encodeRLEHybrid(_ values: [UInt8], bitWidth: Int) -> [UInt8] {
         out.append(UInt8(v))
     }
     let valueBytes = (bitWidth + 7) / 8
-    func run(_ value: UInt8, _ count: Int) {
+    func run(_ value: T, _ count: Int) {
         uleb(count << 1)
-        out.append(value)
-        out.append(contentsOf: repeatElement(0, count: max(0, valueBytes - 1)))
+        for i in 0..<valueBytes { out.append(UInt8(truncatingIfNeeded: UInt64(value) >> (8 * UInt64(i)))) }
     }
-    func packed(_ group: ArraySlice<UInt8>) {
+    func packed(_ group: ArraySlice<T>) {
         let groups = (group.count + 7) / 8
         uleb(groups << 1 | 1)
         var packedBytes = [UInt8](repeating: 0, count: groups * bitWidth)
         for (i, value) in group.enumerated() {
-            for bit in 0..<bitWidth where value >> UInt8(bit) & 1 == 1 {
+            for bit in 0..<bitWidth where UInt64(value) >> UInt64(bit) & 1 == 1 {
                 let position = i * bitWidth + bit
                 packedBytes[position >> 3] |= 1 << UInt8(position & 7)
             }

@@ -55,7 +55,7 @@ public final class ParquetFile: Sendable {
     /// The open file descriptor, closed in deinit.
     private let fileDescriptor: Int32
     private let fileSize: Int64
-    private let metadata: FileMetaData
+    let metadata: FileMetaData
     /// Per row group, per leaf column: the byte range of the column chunk in the file.
     let chunkRanges: [[Range<Int64>]]
 

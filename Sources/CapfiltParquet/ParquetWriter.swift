@@ -1,7 +1,7 @@
 // Writes the per-shard Parquet manifests: a fixed schema of flat optional columns, list<string>/list<float>
-// columns and Hugging Face image structs, PLAIN values, RLE levels, data pages v1, SNAPPY/ZSTD or none. No clocks, no hash-map order: the same
-// rows give the same bytes. The file is written under a temporary name and renamed on close, so a killed run never
-// leaves a file that looks complete.
+// columns and Hugging Face image structs, PLAIN values (dictionary for text if asked), RLE levels, data pages v1,
+// SNAPPY/ZSTD or none. No clocks, no hash-map order: the same rows give the same bytes. The file is written under a
+// temporary name and renamed on close, so a killed run never leaves a file that looks complete.
 
 import Foundation
 
@@ -91,6 +91,11 @@ public struct ParquetWriterOptions: Sendable {
     public var keyValueMetadata: [String: String] = [:]
     /// A page is closed once its values reach this many bytes (at a row boundary).
     public var pageBytes: Int = 1 << 20
+    /// Dictionary-encode text columns (strings, list<string> elements, image paths): worth it for repeated
+    /// values such as statuses and error messages. Off by default.
+    public var dictionary = false
+    /// A chunk whose distinct values take more than this many bytes is written PLAIN instead.
+    public var dictionaryPageBytes: Int = 1 << 20
 
     public init() {}
 }
@@ -111,9 +116,11 @@ public final class ParquetWriter {
         var path: [String]
         var physicalType: ParquetPhysicalType
         var valueCount: Int
+        var encodings: [ParquetEncoding]
         var uncompressedBytes: Int64
         var compressedBytes: Int64
         var dataPageOffset: Int64
+        var dictionaryPageOffset: Int64?
     }
     private struct WrittenRowGroup {
         var chunks: [WrittenChunk]
@@ -135,6 +142,9 @@ public final class ParquetWriter {
         }
         guard options.pageBytes > 0, options.pageBytes <= 1 << 30 else {
             throw invalid("pageBytes \(options.pageBytes) is outside 1...\(1 << 30)")
+        }
+        guard options.dictionaryPageBytes > 0, options.dictionaryPageBytes <= 1 << 30 else {
+            throw invalid("dictionaryPageBytes \(options.dictionaryPageBytes) is outside 1...\(1 << 30)")
         }
         self.path = path
         self.columns = columns
@@ -208,12 +218,39 @@ public final class ParquetWriter {
 
     // MARK: Column chunks
 
-    /// One page's worth of levels and PLAIN values.
+    /// A column chunk's dictionary: distinct byte arrays numbered in order of first appearance (deterministic).
+    private final class DictionaryBuilder {
+        private var ids: [[UInt8]: UInt32] = [:]
+        /// The entries PLAIN-encoded, as the dictionary page holds them.
+        private(set) var plain: [UInt8] = []
+        var count: Int { ids.count }
+
+        func id(_ bytes: [UInt8]) -> UInt32 {
+            if let id = ids[bytes] { return id }
+            let id = UInt32(ids.count)
+            ids[bytes] = id
+            appendByteArray(bytes, to: &plain)
+            return id
+        }
+    }
+
+    /// One page's worth of levels and values (PLAIN bytes, booleans as bits, or dictionary ids).
     private struct PageBuilder {
         var definition: [UInt8] = []
         var repetition: [UInt8] = []
         var values: [UInt8] = []
         var bits = BitWriter()
+        var ids: [UInt32] = []
+        let dictionary: DictionaryBuilder?
+
+        init(dictionary: DictionaryBuilder?) { self.dictionary = dictionary }
+
+        /// Adds a present BYTE_ARRAY value.
+        mutating func add(bytes: [UInt8]) {
+            if let dictionary { ids.append(dictionary.id(bytes)) } else { appendByteArray(bytes, to: &values) }
+        }
+
+        var valueBytes: Int { values.count + bits.byteCount + 4 * ids.count }
     }
 
     /// One leaf of a column: its path, type, levels and how a row becomes levels and values.
@@ -222,6 +259,8 @@ public final class ParquetWriter {
         var physicalType: ParquetPhysicalType
         var maxDefinition: Int
         var isList: Bool
+        /// Whether `options.dictionary` applies (text leaves: repeated captions, statuses, paths).
+        var dictionaryCandidate = false
         var emit: (Int, inout PageBuilder) -> Void
     }
 
@@ -252,8 +291,13 @@ public final class ParquetWriter {
                 }
             }
         }
+        func text(_ leaf: Leaf) -> Leaf {
+            var marked = leaf
+            marked.dictionaryCandidate = true
+            return marked
+        }
         switch data {
-        case .string(let v): return [flat(.byteArray, { v[$0] != nil }) { appendByteArray(Array(v[$0]?.utf8 ?? "".utf8), to: &$1.values) }]
+        case .string(let v): return [text(flat(.byteArray, { v[$0] != nil }) { $1.add(bytes: Array(v[$0]?.utf8 ?? "".utf8)) })]
         case .binary(let v): return [flat(.byteArray, { v[$0] != nil }) { appendByteArray(v[$0] ?? [], to: &$1.values) }]
         case .int64(let v): return [flat(.int64, { v[$0] != nil }) { appendLE(UInt64(bitPattern: v[$0] ?? 0), bytes: 8, to: &$1.values) }]
         case .int32(let v):
@@ -262,9 +306,9 @@ public final class ParquetWriter {
         case .float(let v): return [flat(.float, { v[$0] != nil }) { appendLE(UInt64((v[$0] ?? 0).bitPattern), bytes: 4, to: &$1.values) }]
         case .bool(let v): return [flat(.boolean, { v[$0] != nil }) { $1.bits.append(v[$0] ?? false) }]
         case .stringList(let v):
-            return [list(.byteArray, { v[$0]?.count }) { row, i, page in
-                appendByteArray(Array(v[row]?[i].utf8 ?? "".utf8), to: &page.values)
-            }]
+            return [text(list(.byteArray, { v[$0]?.count }) { row, i, page in
+                page.add(bytes: Array(v[row]?[i].utf8 ?? "".utf8))
+            })]
         case .floatList(let v):
             return [list(.float, { v[$0]?.count }) { row, i, page in
                 appendLE(UInt64((v[row]?[i] ?? 0).bitPattern), bytes: 4, to: &page.values)
@@ -276,64 +320,117 @@ public final class ParquetWriter {
                 page.definition.append(2)
                 appendByteArray(image.bytes, to: &page.values)
             }
-            let path = Leaf(path: [name, "path"], physicalType: .byteArray, maxDefinition: 2, isList: false) { row, page in
+            let path = text(Leaf(path: [name, "path"], physicalType: .byteArray, maxDefinition: 2, isList: false) { row, page in
                 guard let image = v[row] else { return page.definition.append(0) }
                 guard let path = image.path else { return page.definition.append(1) }
                 page.definition.append(2)
-                appendByteArray(Array(path.utf8), to: &page.values)
-            }
+                page.add(bytes: Array(path.utf8))
+            })
             return [bytes, path]
         }
     }
 
     private func writeChunks(_ column: ParquetWriterColumn, _ data: ParquetColumnData, rows: Int) throws -> [WrittenChunk] {
-        try leaves(column, data).map { try writeChunk($0, column: column.name, rows: rows) }
+        var chunks: [WrittenChunk] = []
+        for leaf in leaves(column, data) {
+            var encoded = try encodeChunk(leaf, column: column.name, rows: rows, dictionary: options.dictionary && leaf.dictionaryCandidate)
+            if let dictionary = encoded.dictionary, dictionary.plain.count > options.dictionaryPageBytes {
+                // Too many distinct values for a dictionary to pay: PLAIN, as pyarrow falls back.
+                encoded = try encodeChunk(leaf, column: column.name, rows: rows, dictionary: false)
+            }
+            let chunkStart = offset
+            var dictionaryOffset: Int64?
+            var uncompressed = Int64(encoded.uncompressedBytes)
+            if let dictionary = encoded.dictionary {
+                dictionaryOffset = chunkStart
+                let page = try pageBytes(type: .dictionaryPage, body: dictionary.plain, column: column.name) { h in
+                    h.field(7) { d in
+                        d.field(1, i32: Int32(dictionary.count))
+                        d.field(2, i32: ParquetEncoding.plain.rawValue)
+                    }
+                }
+                try append(page.bytes)
+                uncompressed += Int64(page.uncompressed)
+            }
+            let dataPageOffset = offset
+            try append(encoded.pages)
+            var encodings = [ParquetEncoding.plain, .rle]
+            if encoded.dictionary != nil { encodings.append(.rleDictionary) }
+            chunks.append(WrittenChunk(path: leaf.path, physicalType: leaf.physicalType, valueCount: encoded.valueCount,
+                                       encodings: encodings, uncompressedBytes: uncompressed,
+                                       compressedBytes: offset - chunkStart, dataPageOffset: dataPageOffset,
+                                       dictionaryPageOffset: dictionaryOffset))
+        }
+        return chunks
     }
 
-    private func writeChunk(_ leaf: Leaf, column: String, rows: Int) throws -> WrittenChunk {
-        let chunkStart = offset
+    /// A chunk's data pages, encoded in memory (the dictionary page, when there is one, must precede them).
+    private struct EncodedChunk {
+        var pages: [UInt8] = []
+        var uncompressedBytes = 0
         var valueCount = 0
-        var uncompressed: Int64 = 0
-        var page = PageBuilder()
+        var dictionary: DictionaryBuilder?
+    }
+
+    private func encodeChunk(_ leaf: Leaf, column: String, rows: Int, dictionary useDictionary: Bool) throws -> EncodedChunk {
+        var chunk = EncodedChunk(dictionary: useDictionary ? DictionaryBuilder() : nil)
+        var page = PageBuilder(dictionary: chunk.dictionary)
 
         func flush() throws {
             guard !page.definition.isEmpty else { return }
             var body: [UInt8] = []
             if leaf.isList { appendLevels(page.repetition, bitWidth: 1, to: &body) }
             appendLevels(page.definition, bitWidth: bitWidth(forMax: leaf.maxDefinition), to: &body)
-            if leaf.physicalType == .boolean { page.values = page.bits.finish() }
-            body += page.values
-            let stored = compress(body)
-            guard body.count <= Int(Int32.max), stored.count <= Int(Int32.max) else {
-                throw ParquetError(.invalidArgument, path: path, detail: "a page of column '\(column)' exceeds 2 GiB; "
-                    + "write smaller row groups")
+            let encoding: ParquetEncoding
+            if let dictionary = chunk.dictionary {
+                // Ids as the RLE / bit-packed hybrid after a bit-width byte; at least 1 bit, as other writers do.
+                let width = max(1, bitWidth(forMax: dictionary.count - 1))
+                body.append(UInt8(width))
+                body += encodeRLEHybrid(page.ids, bitWidth: width)
+                encoding = .rleDictionary
+            } else {
+                body += leaf.physicalType == .boolean ? page.bits.finish() : page.values
+                encoding = .plain
             }
-            var header = ThriftCompactWriter()
-            header.beginStruct()
-            header.field(1, i32: PageType.dataPage.rawValue)
-            header.field(2, i32: Int32(body.count))
-            header.field(3, i32: Int32(stored.count))
-            header.field(5) { h in
-                h.field(1, i32: Int32(page.definition.count))
-                h.field(2, i32: ParquetEncoding.plain.rawValue)
-                h.field(3, i32: ParquetEncoding.rle.rawValue)
-                h.field(4, i32: ParquetEncoding.rle.rawValue)
+            let levels = page.definition.count
+            let written = try pageBytes(type: .dataPage, body: body, column: column) { h in
+                h.field(5) { d in
+                    d.field(1, i32: Int32(levels))
+                    d.field(2, i32: encoding.rawValue)
+                    d.field(3, i32: ParquetEncoding.rle.rawValue)
+                    d.field(4, i32: ParquetEncoding.rle.rawValue)
+                }
             }
-            header.endStruct()
-            try append(header.bytes)
-            try append(stored)
-            uncompressed += Int64(header.bytes.count + body.count)
-            valueCount += page.definition.count
-            page = PageBuilder()
+            chunk.pages += written.bytes
+            chunk.uncompressedBytes += written.uncompressed
+            chunk.valueCount += levels
+            page = PageBuilder(dictionary: chunk.dictionary)
         }
 
         for row in 0..<rows {
             leaf.emit(row, &page)
-            if page.values.count + page.bits.byteCount >= options.pageBytes { try flush() }
+            if page.valueBytes >= options.pageBytes { try flush() }
         }
         try flush()
-        return WrittenChunk(path: leaf.path, physicalType: leaf.physicalType, valueCount: valueCount,
-                            uncompressedBytes: uncompressed, compressedBytes: offset - chunkStart, dataPageOffset: chunkStart)
+        return chunk
+    }
+
+    /// A page header and its (compressed) body; `kind` writes the page-kind header (field 5 or 7).
+    private func pageBytes(type: PageType, body: [UInt8], column: String,
+                           kind: (inout ThriftCompactWriter) -> Void) throws -> (bytes: [UInt8], uncompressed: Int) {
+        let stored = compress(body)
+        guard body.count <= Int(Int32.max), stored.count <= Int(Int32.max) else {
+            throw ParquetError(.invalidArgument, path: path, detail: "a page of column '\(column)' exceeds 2 GiB; "
+                + "write smaller row groups")
+        }
+        var header = ThriftCompactWriter()
+        header.beginStruct()
+        header.field(1, i32: type.rawValue)
+        header.field(2, i32: Int32(body.count))
+        header.field(3, i32: Int32(stored.count))
+        kind(&header)
+        header.endStruct()
+        return (header.bytes + stored, header.bytes.count + body.count)
     }
 
     private func compress(_ body: [UInt8]) -> [UInt8] {
@@ -404,21 +501,22 @@ public final class ParquetWriter {
         w.field(3, i64: Int64(rowGroups.reduce(0) { $0 + $1.rows }))
         w.field(4, structs: rowGroups) { writer, group in
             writer.field(1, structs: group.chunks) { c, chunk in
-                c.field(2, i64: chunk.dataPageOffset)
+                c.field(2, i64: chunk.dictionaryPageOffset ?? chunk.dataPageOffset)
                 c.field(3) { m in
                     m.field(1, i32: chunk.physicalType.rawValue)
-                    m.field(2, i32List: [ParquetEncoding.plain.rawValue, ParquetEncoding.rle.rawValue])
+                    m.field(2, i32List: chunk.encodings.map(\.rawValue))
                     m.field(3, stringList: chunk.path)
                     m.field(4, i32: options.compression.rawValue)
                     m.field(5, i64: Int64(chunk.valueCount))
                     m.field(6, i64: chunk.uncompressedBytes)
                     m.field(7, i64: chunk.compressedBytes)
                     m.field(9, i64: chunk.dataPageOffset)
+                    if let dictionary = chunk.dictionaryPageOffset { m.field(11, i64: dictionary) }
                 }
             }
             writer.field(2, i64: group.chunks.reduce(0) { $0 + $1.uncompressedBytes })
             writer.field(3, i64: Int64(group.rows))
-            if let first = group.chunks.first { writer.field(5, i64: first.dataPageOffset) }
+            if let first = group.chunks.first { writer.field(5, i64: first.dictionaryPageOffset ?? first.dataPageOffset) }
             writer.field(6, i64: group.chunks.reduce(0) { $0 + $1.compressedBytes })
         }
         let metadata = options.keyValueMetadata.sorted { $0.key < $1.key }

@@ -102,11 +102,12 @@ final class WriterTests: XCTestCase {
     func testRoundTripThroughTheReaderForEveryCodecAndPageSize() throws {
         let directory = try temporaryDirectory(self)
         for compression in [ParquetCompression.uncompressed, .snappy, .zstd] {
-            for pageBytes in [1 << 20, 16] {
+            for (pageBytes, dictionary) in [(1 << 20, false), (16, false), (1 << 20, true), (16, true)] {
                 var options = ManifestSample.goldenOptions
                 options.compression = compression
                 options.pageBytes = pageBytes
-                let path = directory.appendingPathComponent("\(compression)-\(pageBytes).parquet").path
+                options.dictionary = dictionary
+                let path = directory.appendingPathComponent("\(compression)-\(pageBytes)-\(dictionary).parquet").path
                 try ManifestSample.write(to: path, options: options)
                 let file = try ParquetFile(path: path)
                 XCTAssertEqual(file.rowGroups.map(\.rowCount), [10, 10, 5])
@@ -122,7 +123,7 @@ final class WriterTests: XCTestCase {
                         for leaf in ManifestSample.leaves {
                             let got = try XCTUnwrap(columns[leaf]).row(r)
                             XCTAssertEqual(got, ManifestSample.expected(leaf, row: row + r),
-                                           "\(compression) pageBytes \(pageBytes) \(leaf) row \(row + r)")
+                                           "\(compression) pageBytes \(pageBytes) dictionary \(dictionary) \(leaf) row \(row + r)")
                         }
                     }
                     row += file.rowGroups[g].rowCount
@@ -132,23 +133,71 @@ final class WriterTests: XCTestCase {
         }
     }
 
-    /// The committed golden file is what the writer writes today; Scripts/check_parquet_writer.py proves pyarrow,
-    /// pandas and datasets read it. A change here is a format change: regenerate with CAPFILT_WRITE_GOLDEN=1 and
-    /// rerun the script.
-    func testWriterMatchesTheCommittedGoldenFileByteForByte() throws {
-        let golden = Fixture.path("written/manifest_snappy.parquet")
-        if ProcessInfo.processInfo.environment["CAPFILT_WRITE_GOLDEN"] == "1" {
-            try FileManager.default.createDirectory(atPath: Fixture.path("written"), withIntermediateDirectories: true)
-            try ManifestSample.write(to: golden)
-        }
+    /// Dictionary encoding applies to text leaves only, falls back to PLAIN past `dictionaryPageBytes`, and makes
+    /// repeated values cheap.
+    func testDictionaryEncodingOfTextColumns() throws {
         let directory = try temporaryDirectory(self)
-        let first = directory.appendingPathComponent("a.parquet").path
-        let second = directory.appendingPathComponent("b.parquet").path
-        try ManifestSample.write(to: first)
-        try ManifestSample.write(to: second)
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: first))
-        XCTAssertEqual(bytes, try Data(contentsOf: URL(fileURLWithPath: second)), "same rows, same bytes")
-        XCTAssertEqual(bytes, try Data(contentsOf: URL(fileURLWithPath: golden)), "same bytes as the committed golden file")
+        func write(_ name: String, dictionary: Bool, limit: Int = 1 << 20) throws -> (size: Int, file: ParquetFile) {
+            var options = ParquetWriterOptions()
+            options.compression = .uncompressed
+            options.dictionary = dictionary
+            options.dictionaryPageBytes = limit
+            let path = directory.appendingPathComponent(name).path
+            let writer = try ParquetWriter(path: path, columns: [ParquetWriterColumn("status", .string),
+                                                                 ParquetWriterColumn("key", .string),
+                                                                 ParquetWriterColumn("n", .int64)], options: options)
+            let rows = 2_000
+            try writer.writeRowGroup([
+                .string((0..<rows).map { $0 % 10 == 3 ? nil : ["success", "failed_to_download", "failed_to_resize"][$0 % 3] }),
+                .string((0..<rows).map { String(format: "%09d", $0) }),
+                .int64((0..<rows).map { Int64($0 % 3) }),
+            ])
+            try writer.close()
+            let size = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+            return (size, try ParquetFile(path: path))
+        }
+        let plain = try write("plain.parquet", dictionary: false)
+        let encoded = try write("dictionary.parquet", dictionary: true, limit: 4_096)
+        XCTAssertLessThan(encoded.size, plain.size - 20_000, "statuses as 2-bit ids, not 7-18 bytes each")
+        for file in [plain.file, encoded.file] {
+            let columns = try file.readRowGroup(0, columns: ["status", "key", "n"])
+            XCTAssertEqual(columns["status"]?.string(at: 1), "failed_to_download")
+            XCTAssertNil(columns["status"]?.string(at: 3))
+            XCTAssertEqual(columns["key"]?.string(at: 1999), "000001999")
+            XCTAssertEqual(columns["n"]?.integer(at: 5), 2)
+        }
+        // 2,000 distinct 9-byte keys (26 KB) pass the 4 KB limit, so that chunk alone fell back to PLAIN; the
+        // int64 column is never dictionary-encoded.
+        let chunks = encoded.file.metadata.rowGroups[0].columns
+        XCTAssertEqual(chunks.map { $0.encodings.contains(.rleDictionary) }, [true, false, false])
+        XCTAssertNotNil(chunks[0].dictionaryPageOffset)
+        XCTAssertNil(chunks[1].dictionaryPageOffset)
+        XCTAssertEqual(plain.file.metadata.rowGroups[0].columns.map { $0.encodings.contains(.rleDictionary) }, [false, false, false])
+    }
+
+    /// The committed golden files are what the writer writes today; Scripts/check_parquet_writer.py proves pyarrow,
+    /// pandas, DuckDB and datasets read them. A change here is a format change: regenerate with CAPFILT_WRITE_GOLDEN=1 and
+    /// rerun the script.
+    func testWriterMatchesTheCommittedGoldenFilesByteForByte() throws {
+        var dictionaryZstd = ManifestSample.goldenOptions
+        dictionaryZstd.dictionary = true
+        dictionaryZstd.compression = .zstd
+        for (name, options) in [("manifest_snappy.parquet", ManifestSample.goldenOptions),
+                                ("manifest_dictionary_zstd.parquet", dictionaryZstd)] {
+            let golden = Fixture.path("written/\(name)")
+            if ProcessInfo.processInfo.environment["CAPFILT_WRITE_GOLDEN"] == "1" {
+                try FileManager.default.createDirectory(atPath: Fixture.path("written"), withIntermediateDirectories: true)
+                try ManifestSample.write(to: golden, options: options)
+            }
+            let directory = try temporaryDirectory(self)
+            let first = directory.appendingPathComponent("a.parquet").path
+            let second = directory.appendingPathComponent("b.parquet").path
+            try ManifestSample.write(to: first, options: options)
+            try ManifestSample.write(to: second, options: options)
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: first))
+            XCTAssertEqual(bytes, try Data(contentsOf: URL(fileURLWithPath: second)), "\(name): same rows, same bytes")
+            XCTAssertEqual(bytes, try Data(contentsOf: URL(fileURLWithPath: golden)), "\(name): same bytes as the committed file")
+        }
     }
 
     func testBadInputIsRefusedWithTheColumn() throws {
