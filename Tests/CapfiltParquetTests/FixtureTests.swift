@@ -69,9 +69,12 @@ final class FixtureTests: XCTestCase {
         XCTAssertNotNil(file.keyValueMetadata["huggingface"])
         let columns = try file.readRowGroup(0, columns: ["image.bytes", "image.path", "text"])
         let image = try XCTUnwrap(columns["image.bytes"])
-        // Row 5 has no image: the struct itself is null (definition level 0), not a struct with a null field.
-        XCTAssertEqual(image.definitionLevels, [2, 2, 2, 2, 2, 0])
-        XCTAssertEqual(image.validity, [true, true, true, true, true, false])
+        // Row 5 has no image: the struct itself is null (definition level 0). Row 6 is a file on disk: the struct
+        // is there with a path but null bytes (level 1).
+        XCTAssertEqual(image.definitionLevels, [2, 2, 2, 2, 2, 0, 1])
+        XCTAssertEqual(image.validity, [true, true, true, true, true, false, false])
+        XCTAssertEqual(columns["image.path"]?.string(at: 6), "images/on_disk.jpg")
+        XCTAssertEqual(columns["image.path"]?.definitionLevels, [2, 2, 2, 2, 2, 0, 2])
         guard case .byteArray(let blobs) = image.values else { return XCTFail("image.bytes is not BYTE_ARRAY") }
         XCTAssertEqual(Array(blobs[0].prefix(4)), [0x89, 0x50, 0x4E, 0x47], "row 0 is a PNG")
         XCTAssertEqual(Array(blobs[1].prefix(2)), [0xFF, 0xD8], "row 1 is a JPEG")
