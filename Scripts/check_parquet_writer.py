@@ -49,6 +49,35 @@ EXPECTED_SCHEMA = pa.schema([
 ])
 
 
+def check_statistics(f, want):
+    """Row-group statistics as pyarrow reads them: null counts everywhere but lists, exact min/max on flat columns."""
+    meta, start = f.metadata, 0
+    for g in range(meta.num_row_groups):
+        rows = want[start:start + meta.row_group(g).num_rows]
+        start += len(rows)
+        for i in range(meta.num_columns):
+            path = meta.schema.column(i).path
+            stats = meta.row_group(g).column(i).statistics
+            name, _, field = path.partition(".")
+            if name.startswith("synthetic_"):
+                if stats is not None:
+                    fail(f"row group {g} {path}: list leaves should have no statistics")
+                continue
+            if field:  # image.bytes, image.path
+                values = [None if r[name] is None else r[name][field] for r in rows]
+            else:
+                values = [r[name] for r in rows]
+            present = [v for v in values if v is not None]
+            if stats is None or stats.null_count != len(values) - len(present):
+                fail(f"row group {g} {path}: null_count {stats and stats.null_count}, expected {len(values) - len(present)}")
+            if field or name == "jpg":
+                continue
+            if not present:
+                continue
+            if not stats.has_min_max or stats.min != min(present) or stats.max != max(present):
+                fail(f"row group {g} {path}: min/max {stats.min}/{stats.max}, expected {min(present)}/{max(present)}")
+
+
 def fail(message):
     print(f"FAIL: {message}")
     sys.exit(1)
@@ -79,7 +108,9 @@ def check(path):
         fail(f"pyarrow schema:\n{table.schema}\nexpected:\n{EXPECTED_SCHEMA}")
     compare("pyarrow", table.to_pylist(), want)
     groups = [f.metadata.row_group(g).num_rows for g in range(f.metadata.num_row_groups)]
-    print(f"pyarrow {pa.__version__}: schema and {table.num_rows} rows match; row groups {groups}; "
+    check_statistics(f, want)
+    print(f"pyarrow {pa.__version__}: schema, {table.num_rows} rows and every row group's statistics match; "
+          f"row groups {groups}; "
           f"created_by {f.metadata.created_by!r}")
 
     import pandas as pd
@@ -104,10 +135,18 @@ def check(path):
     except ImportError:
         print("duckdb not installed: skipped")
     else:
-        cursor = duckdb.connect().execute(f"SELECT * FROM read_parquet('{path}')")
+        con = duckdb.connect()
+        cursor = con.execute(f"SELECT * FROM read_parquet('{path}')")
         names = [d[0] for d in cursor.description]
         compare("duckdb", [dict(zip(names, row)) for row in cursor.fetchall()], want)
-        print(f"duckdb {duckdb.__version__}: read_parquet gives {len(want)} matching rows")
+        # A filter DuckDB may answer from the statistics (row groups skipped by min/max) must still be right.
+        query = f"SELECT key FROM read_parquet('{path}') WHERE width > 9000000000 AND kept ORDER BY key"
+        got = [row[0] for row in con.execute(query).fetchall()]
+        expected = [r["key"] for r in want if r["width"] is not None and r["width"] > 9_000_000_000 and r["kept"]]
+        if got != expected:
+            fail(f"duckdb filter: {got}, expected {expected}")
+        print(f"duckdb {duckdb.__version__}: read_parquet gives {len(want)} matching rows; a filtered query "
+              f"gives {len(got)} matching keys")
 
     try:
         import datasets

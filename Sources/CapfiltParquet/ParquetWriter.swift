@@ -121,6 +121,7 @@ public final class ParquetWriter {
         var compressedBytes: Int64
         var dataPageOffset: Int64
         var dictionaryPageOffset: Int64?
+        var statistics: LeafStatistics?
     }
     private struct WrittenRowGroup {
         var chunks: [WrittenChunk]
@@ -332,7 +333,7 @@ public final class ParquetWriter {
 
     private func writeChunks(_ column: ParquetWriterColumn, _ data: ParquetColumnData, rows: Int) throws -> [WrittenChunk] {
         var chunks: [WrittenChunk] = []
-        for leaf in leaves(column, data) {
+        for (leaf, statistics) in zip(leaves(column, data), Self.statistics(data)) {
             var encoded = try encodeChunk(leaf, column: column.name, rows: rows, dictionary: options.dictionary && leaf.dictionaryCandidate)
             if let dictionary = encoded.dictionary, dictionary.plain.count > options.dictionaryPageBytes {
                 // Too many distinct values for a dictionary to pay: PLAIN, as pyarrow falls back.
@@ -359,7 +360,7 @@ public final class ParquetWriter {
             chunks.append(WrittenChunk(path: leaf.path, physicalType: leaf.physicalType, valueCount: encoded.valueCount,
                                        encodings: encodings, uncompressedBytes: uncompressed,
                                        compressedBytes: offset - chunkStart, dataPageOffset: dataPageOffset,
-                                       dictionaryPageOffset: dictionaryOffset))
+                                       dictionaryPageOffset: dictionaryOffset, statistics: statistics))
         }
         return chunks
     }
@@ -431,6 +432,65 @@ public final class ParquetWriter {
         kind(&header)
         header.endStruct()
         return (header.bytes + stored, header.bytes.count + body.count)
+    }
+
+    // MARK: Statistics
+
+    /// A chunk's null count and, where it is cheap and exact, its min and max in the column order's encoding.
+    struct LeafStatistics: Equatable {
+        var nullCount: Int64
+        var range: (min: [UInt8], max: [UInt8])?
+
+        static func == (a: Self, b: Self) -> Bool {
+            a.nullCount == b.nullCount && a.range?.min == b.range?.min && a.range?.max == b.range?.max
+        }
+    }
+
+    /// Strings longer than this get no min/max (they would have to be stored whole to stay exact).
+    static let statisticsStringLimit = 256
+
+    /// Per leaf of the column (as `leaves` orders them): its statistics, or nil for lists, where null counts are
+    /// defined differently by different readers.
+    static func statistics(_ data: ParquetColumnData) -> [LeafStatistics?] {
+        func nulls<T>(_ values: [T?]) -> Int64 { Int64(values.reduce(0) { $0 + ($1 == nil ? 1 : 0) }) }
+        func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+        func ordered<T: Comparable>(_ values: [T], _ encode: (T) -> [UInt8]) -> (min: [UInt8], max: [UInt8])? {
+            guard let low = values.min(), let high = values.max() else { return nil }
+            return (encode(low), encode(high))
+        }
+        /// Floating point: NaN takes no part, and a zero bound is written -0.0 as min and +0.0 as max (the spec's rule,
+        /// since -0.0 == +0.0 leaves the sign otherwise arbitrary).
+        func floating<T: BinaryFloatingPoint>(_ values: [T?], _ encode: (T) -> [UInt8]) -> LeafStatistics {
+            let numbers = values.compactMap { $0 }.filter { !$0.isNaN }
+            guard var low = numbers.min(), var high = numbers.max() else { return LeafStatistics(nullCount: nulls(values)) }
+            if low == 0 { low = -0.0 }
+            if high == 0 { high = 0.0 }
+            return LeafStatistics(nullCount: nulls(values), range: (encode(low), encode(high)))
+        }
+        switch data {
+        case .string(let v):
+            let present = v.compactMap { $0.map { Array($0.utf8) } }
+            let short = present.allSatisfy { $0.count <= statisticsStringLimit }
+            let range: (min: [UInt8], max: [UInt8])? = short
+                ? present.min(by: { $0.lexicographicallyPrecedes($1) }).flatMap { low in
+                    present.max(by: { $0.lexicographicallyPrecedes($1) }).map { (low, $0) } }
+                : nil
+            return [LeafStatistics(nullCount: nulls(v), range: range)]
+        case .binary(let v): return [LeafStatistics(nullCount: nulls(v))]
+        case .int64(let v): return [LeafStatistics(nullCount: nulls(v), range: ordered(v.compactMap { $0 }, le))]
+        case .int32(let v): return [LeafStatistics(nullCount: nulls(v), range: ordered(v.compactMap { $0 }, le))]
+        case .double(let v): return [floating(v) { le($0.bitPattern) }]
+        case .float(let v): return [floating(v) { le($0.bitPattern) }]
+        case .bool(let v):
+            let present = v.compactMap { $0 }
+            let range: (min: [UInt8], max: [UInt8])? = present.isEmpty
+                ? nil : ([present.contains(false) ? 0 : 1], [present.contains(true) ? 1 : 0])
+            return [LeafStatistics(nullCount: nulls(v), range: range)]
+        case .stringList, .floatList: return [nil]
+        case .image(let v):
+            return [LeafStatistics(nullCount: nulls(v)),
+                    LeafStatistics(nullCount: Int64(v.reduce(0) { $0 + ($1?.path == nil ? 1 : 0) }))]
+        }
     }
 
     private func compress(_ body: [UInt8]) -> [UInt8] {
@@ -512,6 +572,15 @@ public final class ParquetWriter {
                     m.field(7, i64: chunk.compressedBytes)
                     m.field(9, i64: chunk.dataPageOffset)
                     if let dictionary = chunk.dictionaryPageOffset { m.field(11, i64: dictionary) }
+                    if let statistics = chunk.statistics {
+                        m.field(12) { st in
+                            st.field(3, i64: statistics.nullCount)
+                            if let range = statistics.range {
+                                st.field(5, binary: range.max)
+                                st.field(6, binary: range.min)
+                            }
+                        }
+                    }
                 }
             }
             writer.field(2, i64: group.chunks.reduce(0) { $0 + $1.uncompressedBytes })
@@ -527,6 +596,10 @@ public final class ParquetWriter {
             }
         }
         w.field(6, string: options.createdBy)
+        // Every leaf compares by its type's defined order (signed integers, unsigned bytes), which is what makes
+        // readers trust min_value/max_value.
+        let leafCount = rowGroups.first?.chunks.count ?? columns.reduce(0) { $0 + ($1.type == .image ? 2 : 1) }
+        w.field(7, structs: Array(0..<leafCount)) { order, _ in order.field(1) { _ in } }
         w.endStruct()
         return w.bytes
     }

@@ -355,10 +355,12 @@ struct ThriftCompactWriter {
         fieldHeader(id, type: value ? 1 : 2)
     }
     mutating func field(_ id: Int16, string value: String) {
+        field(id, binary: Array(value.utf8))
+    }
+    mutating func field(_ id: Int16, binary value: [UInt8]) {
         fieldHeader(id, type: 8)
-        let utf8 = Array(value.utf8)
-        varint(UInt64(utf8.count))
-        bytes.append(contentsOf: utf8)
+        varint(UInt64(value.count))
+        bytes.append(contentsOf: value)
     }
     /// A struct field: `body` writes its fields.
     mutating func field(_ id: Int16, structure body: (inout ThriftCompactWriter) -> Void) {

@@ -175,6 +175,28 @@ final class WriterTests: XCTestCase {
         XCTAssertEqual(plain.file.metadata.rowGroups[0].columns.map { $0.encodings.contains(.rleDictionary) }, [false, false, false])
     }
 
+    /// Statistics follow parquet-format's rules where they are subtle: NaN is left out, a zero bound is -0.0 as min
+    /// and +0.0 as max, bytes compare unsigned, and long strings or lists get no min/max at all.
+    func testStatisticsRules() throws {
+        typealias S = ParquetWriter.LeafStatistics
+        func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+        XCTAssertEqual(ParquetWriter.statistics(.double([nil, 0.5, -1.5, .nan, 2])),
+                       [S(nullCount: 1, range: (le((-1.5).bitPattern), le(2.0.bitPattern)))])
+        XCTAssertEqual(ParquetWriter.statistics(.float([0.0, 0.0, 3])),
+                       [S(nullCount: 0, range: (le((-Float(0)).bitPattern), le(Float(3).bitPattern)))])
+        XCTAssertEqual(ParquetWriter.statistics(.float([-2, -0.0])),
+                       [S(nullCount: 0, range: (le(Float(-2).bitPattern), le(Float(0).bitPattern)))])
+        XCTAssertEqual(ParquetWriter.statistics(.double([.nan, nil])), [S(nullCount: 1, range: nil)])
+        XCTAssertEqual(ParquetWriter.statistics(.string(["b", "é", nil, "a"])),
+                       [S(nullCount: 1, range: (Array("a".utf8), Array("é".utf8)))], "0xC3 sorts after 'b'")
+        XCTAssertEqual(ParquetWriter.statistics(.string(["a", String(repeating: "x", count: 257)])), [S(nullCount: 0, range: nil)])
+        XCTAssertEqual(ParquetWriter.statistics(.int32([5, -7, nil])), [S(nullCount: 1, range: (le(Int32(-7)), le(Int32(5))))])
+        XCTAssertEqual(ParquetWriter.statistics(.bool([true, nil])), [S(nullCount: 1, range: ([1], [1]))])
+        XCTAssertEqual(ParquetWriter.statistics(.stringList([["a"]])), [nil])
+        XCTAssertEqual(ParquetWriter.statistics(.image([nil, ParquetImage(bytes: [1]), ParquetImage(bytes: [], path: "p")])),
+                       [S(nullCount: 1), S(nullCount: 2)])
+    }
+
     /// The committed golden files are what the writer writes today; Scripts/check_parquet_writer.py proves pyarrow,
     /// pandas, DuckDB and datasets read them. A change here is a format change: regenerate with CAPFILT_WRITE_GOLDEN=1 and
     /// rerun the script.
