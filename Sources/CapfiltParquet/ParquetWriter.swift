@@ -4,6 +4,11 @@
 // temporary name and renamed on close, so a killed run never leaves a file that looks complete.
 
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The type of a column the writer can write. Every column is optional (nullable).
 public enum ParquetWriterColumnType: Sendable, Equatable {
@@ -200,11 +205,15 @@ public final class ParquetWriter {
         do {
             try handle.synchronize()
             try handle.close()
-            closed = true
-            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-            try FileManager.default.moveItem(atPath: temporaryPath, toPath: path)
         } catch {
-            throw ParquetError(.io, path: path, detail: "finishing the file failed (\(error))")
+            throw ParquetError(.io, path: temporaryPath, detail: "finishing the file failed (\(error))")
+        }
+        closed = true
+        // rename(2) replaces an older file atomically: readers see the old file or the new one, never neither.
+        guard rename(temporaryPath, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(atPath: temporaryPath)
+            throw ParquetError(.io, path: path, detail: "moving the finished file into place failed (\(reason))")
         }
     }
 

@@ -250,6 +250,16 @@ final class WriterTests: XCTestCase {
         XCTAssertEqual([column.value(at: 0), column.value(at: 1)], [.null, .int64(2)])
     }
 
+    func testCloseReplacesAnOlderFile() throws {
+        let path = try temporaryDirectory(self).appendingPathComponent("replaced.parquet").path
+        for value in [Int32(1), 2] {
+            let writer = try ParquetWriter(path: path, columns: [ParquetWriterColumn("a", .int32)])
+            try writer.writeRowGroup([.int32([value])])
+            try writer.close()
+        }
+        XCTAssertEqual(try ParquetFile(path: path).readRowGroup(0, columns: ["a"])["a"]?.integer(at: 0), 2)
+    }
+
     func testAbandonedWriterLeavesNoFile() throws {
         let path = try temporaryDirectory(self).appendingPathComponent("abandoned.parquet").path
         do {
