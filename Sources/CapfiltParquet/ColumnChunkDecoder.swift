@@ -274,6 +274,16 @@ struct ColumnChunkDecoder {
                 return .int32(try decodeByteStreamSplit(&cursor, count: count, width: 4, what: what).map { Int32(truncatingIfNeeded: $0) })
             case .int64:
                 return .int64(try decodeByteStreamSplit(&cursor, count: count, width: 8, what: what).map { Int64(bitPattern: $0) })
+            case .fixedLenByteArray:
+                // Byte b of value i sits at b * count + i, for values of any width.
+                let width = descriptor.typeLength ?? 0
+                let range = try cursor.take(count * width, what)
+                var out = ParquetByteArrays()
+                out.reserve(values: count, bytes: range.count)
+                for i in 0..<count {
+                    out.append((0..<width).map { cursor.bytes[range.lowerBound + $0 * count + i] })
+                }
+                return .fixedLenByteArray(out)
             default: throw unsupported()
             }
         default:
