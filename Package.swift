@@ -2,7 +2,7 @@
 // capfilt: BLIP CapFilt for web-scale image-text corpora, in Swift on OpenBLAS.
 //
 // Layers point one way (see ARCHITECTURE.md):
-//   C libraries (COpenBLAS, CSQLite, CImageCodecs)
+//   C libraries (COpenBLAS, CSQLite, CImageCodecs, CSnappy, CZstd, CZlib)
 //     -> CapfiltTensor (tensors, BLAS, fused ops)
 //     -> CapfiltWeights (safetensors, torch zip+pickle, strict loading)
 //     -> CapfiltBLIP (vision/text towers, heads, generation)
@@ -10,7 +10,7 @@
 //     -> capfilt (command line)
 //   Leaves beside them: CapfiltImage (decode, Pillow-exact resize), CapfiltText (WordPiece),
 //   CapfiltWebDataset (tar shards), CapfiltDigest (SHA-256), CapfiltStore (SQLite),
-//   CapfiltCorpus (input readers).
+//   CapfiltCorpus (input readers), CapfiltParquet (Parquet reader and writer; CSnappy, CZstd, CZlib).
 import PackageDescription
 
 let package = Package(
@@ -27,6 +27,9 @@ let package = Package(
         // C libraries. Each is imported by exactly one Swift file.
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // libjpeg and libpng report errors with longjmp, which Swift cannot catch: a small C layer does.
         .target(
             name: "CImageCodecs",
@@ -41,6 +44,7 @@ let package = Package(
         .target(name: "CapfiltWebDataset", dependencies: ["CapfiltDigest"]),
         .target(name: "CapfiltStore", dependencies: ["CSQLite"]),
         .target(name: "CapfiltCorpus", dependencies: ["CapfiltWebDataset"]),
+        .target(name: "CapfiltParquet", dependencies: ["CSnappy", "CZstd", "CZlib"]),
         .target(
             name: "CapfiltBLIP",
             dependencies: ["CapfiltTensor", "CapfiltWeights", "CapfiltImage", "CapfiltText"]
@@ -66,6 +70,7 @@ let package = Package(
         .testTarget(name: "CapfiltWebDatasetTests", dependencies: ["CapfiltWebDataset"]),
         .testTarget(name: "CapfiltStoreTests", dependencies: ["CapfiltStore"]),
         .testTarget(name: "CapfiltCorpusTests", dependencies: ["CapfiltCorpus", "CapfiltWebDataset"]),
+        .testTarget(name: "CapfiltParquetTests", dependencies: ["CapfiltParquet"]),
         .testTarget(name: "CapfiltBLIPTests", dependencies: ["CapfiltBLIP", "CapfiltTensor", "CapfiltWeights", "CapfiltImage", "CapfiltText"]),
         .testTarget(name: "CapfiltPipelineTests", dependencies: ["CapfiltPipeline", "CapfiltStore", "CapfiltWebDataset"]),
         .testTarget(name: "CapfiltCLITests", dependencies: ["capfilt"]),
