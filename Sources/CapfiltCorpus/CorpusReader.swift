@@ -113,6 +113,12 @@ public final class CorpusReader {
         }
     }
 
+    /// The samples of one source alone (`index` in ``sources`` order), numbered from 0 within it: how a worker
+    /// reads the unit of work it claimed without touching the other sources. Same conventions as ``next()``.
+    public func openSource(_ index: Int) -> SourceStream {
+        SourceStream(makeSource(plans[index]))
+    }
+
     private func makeSource(_ plan: SourcePlan) -> SampleSource {
         if let refusal = plan.refusal {
             let position = options.kind == .webdataset ? "offset 0" : "line 1"
@@ -300,5 +306,30 @@ extension CorpusReader {
     /// before opening, such as a link leading out of a shard folder).
     public var sourceFiles: [(display: String, path: String?)] {
         plans.map { ($0.display, $0.refusal == nil ? $0.path : nil) }
+    }
+}
+
+/// The samples of one source, numbered 0, 1, 2, ... within it (see ``CorpusReader/openSource(_:)``).
+/// Not thread-safe: one consumer pulls with ``next()``.
+public final class SourceStream {
+    private var source: SampleSource?
+    private var position = 0
+
+    init(_ source: SampleSource) { self.source = source }
+
+    /// The next sample, or nil when the source is done.
+    public func next() -> InputSample? {
+        guard let sample = source?.next(ordinal: position) else { source = nil; return nil }
+        position += 1
+        return sample
+    }
+
+    /// Reads past `count` samples (cheap for lists and folders: images are opened only when read).
+    /// Returns how many were actually there.
+    @discardableResult
+    public func skip(_ count: Int) -> Int {
+        var skipped = 0
+        while skipped < count, next() != nil { skipped += 1 }
+        return skipped
     }
 }

@@ -78,12 +78,19 @@ public struct Evaluation: Sendable, Equatable {
         return t
     }
 
-    /// Evaluates every sample of a finished run.
-    public static func evaluate(ledger: Ledger, labels: [String: Label]) throws -> Evaluation {
+    /// Evaluates every sample of a merged run, from its shard manifests (the dataset as users get it).
+    public static func evaluate(runFolder: URL, labels: [String: Label]) throws -> Evaluation {
+        guard RunManifestFile.exists(runFolder) else {
+            throw EvaluationError(description: "\(runFolder.path) has no merged dataset (\(PipelineRun.runManifestName)): let the job finish, or run `capfilt merge \(runFolder.path)`")
+        }
+        return try evaluate(records: try ManifestRows.read(runFolder: runFolder), labels: labels)
+    }
+
+    /// Evaluates rows of a finished run.
+    public static func evaluate(records: [SampleRecord], labels: [String: Label]) throws -> Evaluation {
         var e = Evaluation()
-        try ledger.forEachSample { r in
-            guard r.stage == .done else { throw EvaluationError(description: "sample \(r.key) is not finished: let the run complete first") }
-            guard let label = labels[r.sourceKey] else { e.unlabelled += 1; return }
+        for r in records {
+            guard let label = labels[r.sourceKey] else { e.unlabelled += 1; continue }
             e.labelled += 1
             if let matches = label.webTextMatches {
                 e.inputPairs += 1
@@ -150,5 +157,41 @@ public struct Evaluation: Sendable, Equatable {
             correct pairs         input \(pct(inputCorrectShare)) (\(inputCorrect)/\(inputPairs)) → exported \(pct(exportedCorrectShare)) (\(exportedCorrect)/\(exportedPairs))
             images kept           \(pct(keptShareOfDecodable)) of decodable images (\(kept)/\(decodable))
             """
+    }
+}
+
+enum RunManifestFile {
+    static func exists(_ folder: URL) -> Bool {
+        FileManager.default.fileExists(atPath: folder.appendingPathComponent(PipelineRun.runManifestName).path)
+    }
+}
+
+/// The merged dataset's manifest rows, as the records evaluation needs (status, texts, scores, keys).
+enum ManifestRows {
+    static func read(runFolder: URL) throws -> [SampleRecord] {
+        let shards = runFolder.appendingPathComponent(PipelineRun.shardFolderName)
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: shards.path)) ?? [])
+            .filter { $0.hasSuffix(".jsonl") && !$0.hasPrefix(".") }.sorted()
+        var records: [SampleRecord] = []
+        for name in names {
+            guard let data = FileManager.default.contents(atPath: shards.appendingPathComponent(name).path) else { continue }
+            for line in data.split(separator: 0x0A) {
+                guard let row = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+                    throw EvaluationError(description: "\(name) has a line that is not JSON: the merged dataset is damaged; run `capfilt merge \(runFolder.path)`")
+                }
+                var r = SampleRecord(ordinal: records.count, key: row["key"] as? String ?? "", sourceKey: row["source_key"] as? String ?? "",
+                                     source: row["source"] as? String ?? "", position: row["position"] as? String ?? "",
+                                     stage: .done, status: SampleStatus(rawValue: row["status"] as? String ?? "") ?? .failed)
+                r.webTextProblem = row["web_text_problem"] as? String
+                if let kept = row["web_text_kept"] as? Bool {
+                    r.webScore = WebTextScore(itm: (row["web_text_itm"] as? NSNumber)?.floatValue ?? 0, itc: 0, kept: kept)
+                }
+                r.captions = (row["synthetic_captions"] as? [String] ?? []).map { SyntheticCaption(text: $0, tokenIDs: []) }
+                r.mainCaption = row["main_caption"] as? String
+                r.mainCaptionSource = row["main_caption_source"] as? String
+                records.append(r)
+            }
+        }
+        return records
     }
 }

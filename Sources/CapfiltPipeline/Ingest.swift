@@ -33,6 +33,8 @@ struct IngestedSample {
     var record: SampleRecord
     var captionPixels: [Float]?
     var filterPixels: [Float]?
+    /// The image as read, with the member extension to export it under (kept samples leave with it).
+    var image: (bytes: [UInt8], fileExtension: String)?
 }
 
 struct Ingestor {
@@ -40,18 +42,37 @@ struct Ingestor {
     let captionFolder: ModelFolder
     let filterFolder: ModelFolder
 
-    /// Output key of the n-th input sample: zero-padded, img2dataset style, never containing a dot.
-    static func key(_ ordinal: Int) -> String {
-        let digits = String(ordinal)
-        return digits.count >= 9 ? digits : String(repeating: "0", count: 9 - digits.count) + digits
+    /// The key of sample `position` of unit `unit` when the input's own key cannot be used: unit and position,
+    /// zero-padded, joined by `_` (never a dot, never the same for two samples of a run).
+    static func derivedKey(unit: Int, position: Int) -> String {
+        JobPlan.pad(unit, 5) + "_" + JobPlan.pad(position, 6)
+    }
+
+    /// Whether the input's own key can be the output key: a webdataset key of letters, digits, `_` and `-` (up to
+    /// 128), and not of the derived form (digits `_` digits), which could collide with another sample's.
+    static func isUsableKey(_ key: String) -> Bool {
+        let bytes = Array(key.utf8)
+        guard (1...128).contains(bytes.count),
+              bytes.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || $0 == 0x2D }) else {
+            return false
+        }
+        let parts = key.split(separator: "_", omittingEmptySubsequences: false)
+        return !(parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) })
+    }
+
+    /// Whether this input's keys are its own (shard keys, a list's key column, folder paths), not numbered by us.
+    var inputHasKeys: Bool {
+        spec.input.kind == .webdataset || spec.input.kind == .folder || spec.input.keyColumn != nil
     }
 
     /// Reads and checks a new sample. `earlier` finds an earlier sample with the same image bytes or key
     /// (the ledger plus the rows of the current batch).
-    func ingest(_ input: InputSample, duplicateImage: (String) throws -> SampleRecord?,
-                duplicateKey: (String, String) throws -> Int?) throws -> IngestedSample {
-        var record = SampleRecord(ordinal: input.ordinal, key: Self.key(input.ordinal), sourceKey: input.sourceKey,
-                                  source: input.location.source, position: input.location.position,
+    func ingest(_ input: InputSample, unit: Int, position: Int, duplicateImage: (String) throws -> SampleRecord?,
+                duplicateKey: (String, String) throws -> String?) throws -> IngestedSample {
+        let derived = Self.derivedKey(unit: unit, position: position)
+        let sourceKey = inputHasKeys ? input.sourceKey : derived
+        var record = SampleRecord(ordinal: position, key: inputHasKeys && Self.isUsableKey(sourceKey) ? sourceKey : derived,
+                                  sourceKey: sourceKey, source: input.location.source, position: input.location.position,
                                   stage: .ingested, status: .pending)
         (record.webText, record.webTextProblem) = checkText(input.text)
         let problems = input.problems.isEmpty ? nil : input.problems.joined(separator: "; ")
@@ -64,11 +85,12 @@ struct Ingestor {
         }
 
         if let first = try duplicateKey(record.source, record.sourceKey) {
-            return fail(Reason.duplicateKey, "the key \"\(record.sourceKey)\" already appeared in \(record.source) (sample \(Self.key(first)))")
+            record.key = derived
+            return fail(Reason.duplicateKey, "the key \"\(record.sourceKey)\" already appeared in \(record.source) (sample \(first))")
         }
-        let bytes: [UInt8]
+        let bytes: [UInt8], fileExtension: String
         switch CorpusReader.readImage(input.image, maxBytes: spec.limits.maxImageBytes) {
-        case .success(let (data, _)): bytes = data
+        case .success(let (data, ext)): bytes = data; fileExtension = ext
         case .failure(let failure): return fail(Self.reason(failure), String(describing: failure))
         }
         record.imageBytes = bytes.count
@@ -105,7 +127,8 @@ struct Ingestor {
             let captionPixels = captionFolder.imageProcessor.pixelValues(image)
             let filterPixels = filterFolder.imageProcessor.config == captionFolder.imageProcessor.config
                 ? captionPixels : filterFolder.imageProcessor.pixelValues(image)
-            return IngestedSample(record: record, captionPixels: captionPixels, filterPixels: filterPixels)
+            return IngestedSample(record: record, captionPixels: captionPixels, filterPixels: filterPixels,
+                                  image: (bytes, fileExtension))
         } catch {
             return fail(Self.reason(error), String(describing: error))
         }
@@ -118,7 +141,7 @@ struct Ingestor {
         if record.source != input.location.source || record.position != input.location.position {
             differences.append("it was at \(record.source), \(record.position), now \(input.location.source), \(input.location.position)")
         }
-        if record.sourceKey != input.sourceKey { differences.append("its key was \(record.sourceKey.debugDescription), now \(input.sourceKey.debugDescription)") }
+        if inputHasKeys && record.sourceKey != input.sourceKey { differences.append("its key was \(record.sourceKey.debugDescription), now \(input.sourceKey.debugDescription)") }
         let (text, problem) = checkText(input.text)
         if text != record.webText || problem != record.webTextProblem { differences.append("its text changed") }
         if case .bytes(let bytes, _) = input.image, let sha = record.imageSHA256, SHA256.hex(SHA256.hash(bytes)) != sha {
@@ -131,7 +154,7 @@ struct Ingestor {
 
     /// Decodes a sample ingested by an earlier, interrupted run (its checks are in the ledger already).
     func redecode(_ record: SampleRecord, input: InputSample) throws -> IngestedSample {
-        guard case .success(let (bytes, _)) = CorpusReader.readImage(input.image, maxBytes: spec.limits.maxImageBytes),
+        guard case .success(let (bytes, fileExtension)) = CorpusReader.readImage(input.image, maxBytes: spec.limits.maxImageBytes),
               SHA256.hex(SHA256.hash(bytes)) == record.imageSHA256,
               let image = try? ImageDecoder.decodeRGB(bytes, limits: imageLimits) else {
             throw PipelineError("the input changed since this run read it: the image of sample \(record.key) (\(record.source), \(record.position)) is no longer the one ingested. Restore the input, or start over with --new-run.")
@@ -139,7 +162,8 @@ struct Ingestor {
         let captionPixels = captionFolder.imageProcessor.pixelValues(image)
         let filterPixels = filterFolder.imageProcessor.config == captionFolder.imageProcessor.config
             ? captionPixels : filterFolder.imageProcessor.pixelValues(image)
-        return IngestedSample(record: record, captionPixels: captionPixels, filterPixels: filterPixels)
+        return IngestedSample(record: record, captionPixels: captionPixels, filterPixels: filterPixels,
+                              image: (bytes, fileExtension))
     }
 
     private var imageLimits: ImageLimits {

@@ -1,43 +1,33 @@
-// The input a run read must be the input it resumes on: a shard changed, removed or added under a half-done
-// run would mix outputs of two corpora. So a run records each source (size, mtime, and for list files a
-// SHA-256 of the whole file) and, at ingest, each image file and sidecar it read; a resume compares them all
-// with one stat each before any model is loaded. What a stat cannot see (a shard rewritten with the same size
-// and mtime) the re-read catches: every committed sample's key, text and image hash are compared as the
-// reader passes them (PipelineRun.prepare).
+// The input a job read must be the input it resumes on: a shard changed, removed or added under a half-done
+// job would mix outputs of two corpora. So the job plan records each source (size, mtime, and for list files a
+// SHA-256 of the whole file) and each unit ledger, at ingest, each image file and sidecar it read; every worker
+// compares the sources when it starts and a unit's files when it resumes the unit, with one stat each, before
+// any model work. What a stat cannot see (a shard rewritten with the same size and mtime) the re-read catches:
+// every committed sample's key, text and image hash are compared as the reader passes them (UnitWork.prepare).
 import CapfiltCorpus
 import CapfiltDigest
 import Foundation
 
 enum InputIdentity {
     /// The sources as they are now, in read order.
-    static func currentSources(_ corpus: CorpusReader, kind: CorpusSpec.Kind) throws -> [Ledger.SourceRecord] {
-        try corpus.sourceFiles.enumerated().map { position, source in
+    static func currentSources(_ corpus: CorpusReader, kind: CorpusSpec.Kind) throws -> [JobPlan.Source] {
+        try corpus.sourceFiles.map { source in
             // A folder's own mtime moves with anything created inside it; its files are checked one by one.
             guard let path = source.path, kind != .folder else {
-                return Ledger.SourceRecord(position: position, display: source.display, path: source.path ?? "",
-                                           identity: FileIdentity(size: 0, modifiedNanoseconds: 0), sha256: nil)
+                return JobPlan.Source(display: source.display, path: source.path ?? "", size: 0, mtimeNanoseconds: 0, sha256: nil)
             }
             guard let identity = FileIdentity.of(path) else {
                 throw PipelineError("input \(source.display) vanished while the run was starting; check the input and run again")
             }
             let isList = [.jsonl, .csv, .tsv].contains(kind)
-            return Ledger.SourceRecord(position: position, display: source.display, path: path, identity: identity,
-                                       sha256: isList ? try SHA256.hash(file: URL(fileURLWithPath: path)) : nil)
+            return JobPlan.Source(display: source.display, path: path, size: identity.size,
+                                  mtimeNanoseconds: identity.modifiedNanoseconds,
+                                  sha256: isList ? try SHA256.hash(file: URL(fileURLWithPath: path)) : nil)
         }
     }
 
-    /// On a new run, records the sources. On a resume, throws a PipelineError naming the first input that is
-    /// not as the run read it: a source added, removed, reordered or changed, or an image or sidecar file changed.
-    static func verifyOrRecord(ledger: Ledger, spec: PipelineSpec) throws {
-        let corpus = try CorpusReader(spec: spec.input, baseDirectory: spec.baseDirectory, maxMemberSize: spec.maxMemberBytes)
-        let current = try currentSources(corpus, kind: spec.input.kind)
-        let recorded = try ledger.sources()
-        if recorded.isEmpty {
-            // A ledger made before sources were recorded (schema 1) has rows and no sources: nothing to compare.
-            try ledger.recordSources(current)
-            return
-        }
-        try compare(recorded: recorded, current: current)
+    /// Throws a PipelineError naming the first image or sidecar file a unit ledger recorded that changed since.
+    static func verifyFiles(of ledger: Ledger) throws {
         try ledger.forEachInputFile { file in
             let now = FileIdentity.of(file.path)
             guard now != file.identity else { return }
@@ -45,10 +35,10 @@ enum InputIdentity {
         }
     }
 
-    static func compare(recorded: [Ledger.SourceRecord], current: [Ledger.SourceRecord]) throws {
-        for (was, now) in zip(recorded, current) where was.display != now.display {
+    static func compare(recorded: [JobPlan.Source], current: [JobPlan.Source]) throws {
+        for (position, (was, now)) in zip(recorded, current).enumerated() where was.display != now.display {
             let added = !recorded.contains { $0.display == now.display }
-            throw PipelineError("the input's sources changed since this run started: \(added ? "\(now.display) is new" : "\(was.display) is missing or moved") (position \(was.position + 1) was \(was.display), is \(now.display)). Outputs are numbered in input order, so resuming would mix two corpora. Restore the input, or start over with --new-run.")
+            throw PipelineError("the input's sources changed since this run started: \(added ? "\(now.display) is new" : "\(was.display) is missing or moved") (position \(position + 1) was \(was.display), is \(now.display)). Outputs are numbered in input order, so resuming would mix two corpora. Restore the input, or start over with --new-run.")
         }
         if recorded.count != current.count {
             let detail = recorded.count > current.count
@@ -57,8 +47,10 @@ enum InputIdentity {
             throw PipelineError("the input's sources changed since this run started (\(recorded.count) then, \(current.count) now: \(detail)). Restore the input, or start over with --new-run.")
         }
         for (was, now) in zip(recorded, current) {
-            if was.identity != now.identity || was.sha256 != now.sha256 {
-                let what = was.identity == now.identity ? "same size and time, different content" : "was \(was.identity), is \(now.identity)"
+            let wasIdentity = FileIdentity(size: was.size, modifiedNanoseconds: was.mtimeNanoseconds)
+            let nowIdentity = FileIdentity(size: now.size, modifiedNanoseconds: now.mtimeNanoseconds)
+            if wasIdentity != nowIdentity || was.sha256 != now.sha256 {
+                let what = wasIdentity == nowIdentity ? "same size and time, different content" : "was \(wasIdentity), is \(nowIdentity)"
                 throw PipelineError("the input changed since this run read it: \(was.display) (\(what)). Resuming would mix old and new outputs. Restore the file, or start over with --new-run.")
             }
         }

@@ -1,6 +1,9 @@
-// The run ledger: one SQLite database (WAL, synchronous=FULL, one connection) holding a row per input sample
-// and every stage's outcome. A stage's results for a batch are committed in one IMMEDIATE transaction, so a
-// run killed at any instant resumes from the last committed batch of each stage.
+// The unit ledger: one SQLite database per attempt at one unit of work (`units/U/ledger.A.sqlite`), written by
+// the one worker holding that attempt's lease, with a row per input sample of the unit and every stage's
+// outcome, and the image bytes of the samples kept. A stage's results for a batch are committed in one IMMEDIATE
+// transaction, so a worker killed at any instant resumes from the last committed batch of each stage. The
+// journal is a rollback journal, not WAL: a unit's file may be written from another host after a take-over,
+// and WAL's shared memory only works among processes of one host.
 import CapfiltCorpus
 import CapfiltStore
 import Foundation
@@ -51,8 +54,8 @@ public struct WebTextScore: Sendable, Equatable, Codable {
     public init(itm: Float, itc: Float, kept: Bool) { self.itm = itm; self.itc = itc; self.kept = kept }
 }
 
-/// A ledger row.
-public struct SampleRecord: Sendable, Equatable {
+/// A ledger row; also a line of a finished unit's `records.A.jsonl`.
+public struct SampleRecord: Sendable, Equatable, Codable {
     public var ordinal: Int
     public var key: String
     public var sourceKey: String
@@ -80,6 +83,13 @@ public struct SampleRecord: Sendable, Equatable {
     /// "web" or "synthetic".
     public var mainCaptionSource: String?
 
+    enum CodingKeys: String, CodingKey {
+        case ordinal, key, sourceKey = "source_key", source, position, webText = "web_text", webTextProblem = "web_text_problem"
+        case imageSHA256 = "image_sha256", imageFormat = "image_format", imageBytes = "image_bytes", width, height, stage, status
+        case reason, detail, duplicateOf = "duplicate_of", captions, webScore = "web_score", mainCaption = "main_caption"
+        case mainCaptionSource = "main_caption_source"
+    }
+
     public init(ordinal: Int, key: String, sourceKey: String, source: String, position: String, webText: String? = nil,
                 webTextProblem: String? = nil, imageSHA256: String? = nil, imageFormat: String? = nil, imageBytes: Int? = nil,
                 width: Int? = nil, height: Int? = nil, stage: SampleStage, status: SampleStatus, reason: String? = nil,
@@ -94,13 +104,13 @@ public struct SampleRecord: Sendable, Equatable {
 }
 
 public final class Ledger: @unchecked Sendable {
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
     public let path: String
     private let db: Database
     private let lock = NSLock()
 
     static let migrations: [Migration] = [
-        Migration("001_create", """
+        Migration("001_unit_ledger", """
             CREATE TABLE run (
                 id INTEGER PRIMARY KEY CHECK (id = 1),
                 schema_version INTEGER NOT NULL,
@@ -135,51 +145,20 @@ public final class Ledger: @unchecked Sendable {
             );
             CREATE INDEX samples_by_image ON samples(image_sha256);
             CREATE INDEX samples_by_source_key ON samples(source, source_key);
-            CREATE TABLE shards (
-                shard INTEGER PRIMARY KEY,
-                first_ordinal INTEGER NOT NULL,
-                last_ordinal INTEGER NOT NULL,
-                samples INTEGER NOT NULL,
-                kept INTEGER NOT NULL,
-                tar_bytes INTEGER NOT NULL,
-                tar_sha256 TEXT NOT NULL,
-                manifest_sha256 TEXT NOT NULL,
-                stats_sha256 TEXT NOT NULL
-            );
-            CREATE TABLE export_state (
-                id INTEGER PRIMARY KEY CHECK (id = 1),
-                complete INTEGER NOT NULL,
-                run_manifest_sha256 TEXT
-            );
-            """),
-        // What the run read, so a resume can tell before any model work whether the input changed under it; and
-        // the index REPLACE needs (without it every replaced row scanned the table for rows pointing at it).
-        Migration("002_input_identity", """
-            CREATE TABLE sources (
-                position INTEGER PRIMARY KEY,
-                display TEXT NOT NULL,
-                path TEXT NOT NULL,
-                size INTEGER NOT NULL,
-                mtime_ns INTEGER NOT NULL,
-                sha256 TEXT
-            );
+            -- REPLACE deletes the old row; without this index each delete scanned the table for rows pointing at it.
+            CREATE INDEX samples_by_duplicate ON samples(duplicate_of);
             CREATE TABLE input_files (
                 path TEXT PRIMARY KEY,
                 size INTEGER,
                 mtime_ns INTEGER
             ) WITHOUT ROWID;
-            CREATE INDEX samples_by_duplicate ON samples(duplicate_of);
+            CREATE TABLE kept_images (
+                ordinal INTEGER PRIMARY KEY REFERENCES samples(ordinal),
+                extension TEXT NOT NULL,
+                bytes BLOB NOT NULL
+            );
             """),
     ]
-
-    /// Opens an existing run's ledger without creating one.
-    public static func open(runFolder: URL) throws -> Ledger {
-        let url = runFolder.appendingPathComponent(PipelineRun.ledgerName)
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            throw PipelineError("\(runFolder.path) is not a capfilt run folder (no \(PipelineRun.ledgerName)). Give the output folder of a `capfilt run`.")
-        }
-        return try Ledger(path: url.path)
-    }
 
     /// Opens (creating if needed) the ledger at `path`.
     public init(path: String) throws {
@@ -188,7 +167,7 @@ public final class Ledger: @unchecked Sendable {
         if !FileManager.default.fileExists(atPath: dir) {
             throw PipelineError("\(dir) does not exist: give the run's output folder")
         }
-        db = try Database(path: path, durability: .full)
+        db = try Database(path: path, durability: .full, journal: .rollback)
         try db.migrate(Self.migrations)
     }
 
@@ -256,16 +235,17 @@ public final class Ledger: @unchecked Sendable {
     }
 
     /// The first earlier sample of the same source with the same key.
-    public func firstSample(source: String, sourceKey: String, before ordinal: Int) throws -> Int? {
+    public func firstSample(source: String, sourceKey: String, before ordinal: Int) throws -> String? {
         try locked {
-            try db.scalar("SELECT ordinal FROM samples WHERE source = ? AND source_key = ? AND ordinal < ? ORDER BY ordinal LIMIT 1",
-                          [.text(source), .text(sourceKey), .integer(Int64(ordinal))], as: Int.self)
+            try db.scalar("SELECT key FROM samples WHERE source = ? AND source_key = ? AND ordinal < ? ORDER BY ordinal LIMIT 1",
+                          [.text(source), .text(sourceKey), .integer(Int64(ordinal))], as: String.self)
         }
     }
 
     /// Inserts new rows or replaces existing ones, all in one transaction: a stage's commit for a batch. `files`
     /// are the identities of the files those rows were read from (list images, folder sidecars).
-    public func commit(_ records: [SampleRecord], files: [InputFileIdentity] = []) throws {
+    public func commit(_ records: [SampleRecord], files: [InputFileIdentity] = [],
+                       keptImages: [(ordinal: Int, fileExtension: String, bytes: [UInt8])] = []) throws {
         guard !records.isEmpty || !files.isEmpty else { return }
         try locked {
             try db.write { db in
@@ -283,47 +263,17 @@ public final class Ledger: @unchecked Sendable {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
                 for r in records { try statement.run(Self.values(r)) }
+                if !keptImages.isEmpty {
+                    let insert = try db.prepare("INSERT OR REPLACE INTO kept_images (ordinal, extension, bytes) VALUES (?, ?, ?)")
+                    for image in keptImages {
+                        try insert.run([.integer(Int64(image.ordinal)), .text(image.fileExtension), .blob(image.bytes)])
+                    }
+                }
             }
         }
     }
 
     // MARK: - Input identity
-
-    /// One input source (shard, list file, folder) as the run first found it.
-    public struct SourceRecord: Sendable, Equatable {
-        public var position: Int
-        public var display: String
-        public var path: String
-        public var identity: FileIdentity
-        /// SHA-256 of the whole file, for list files (small, and their lines are the samples).
-        public var sha256: String?
-
-        public init(position: Int, display: String, path: String, identity: FileIdentity, sha256: String?) {
-            self.position = position; self.display = display; self.path = path; self.identity = identity; self.sha256 = sha256
-        }
-    }
-
-    public func sources() throws -> [SourceRecord] {
-        try locked {
-            try db.query("SELECT * FROM sources ORDER BY position").map { row in
-                SourceRecord(position: row["position"] ?? 0, display: row["display"] ?? "", path: row["path"] ?? "",
-                             identity: FileIdentity(size: row["size"] ?? 0, modifiedNanoseconds: row["mtime_ns"] ?? 0),
-                             sha256: row["sha256"])
-            }
-        }
-    }
-
-    public func recordSources(_ sources: [SourceRecord]) throws {
-        try locked {
-            try db.write { db in
-                let insert = try db.prepare("INSERT INTO sources (position, display, path, size, mtime_ns, sha256) VALUES (?, ?, ?, ?, ?, ?)")
-                for s in sources {
-                    try insert.run([.integer(Int64(s.position)), .text(s.display), .text(s.path), .integer(s.identity.size),
-                                    .integer(s.identity.modifiedNanoseconds), s.sha256.map { .text($0) } ?? .null])
-                }
-            }
-        }
-    }
 
     /// Every file identity recorded at ingest, a page at a time (bounded memory).
     public func forEachInputFile(_ body: (InputFileIdentity) throws -> Void) throws {
@@ -340,60 +290,6 @@ public final class Ledger: @unchecked Sendable {
             for file in page { try body(file) }
             guard let last = page.last else { return }
             after = last.path
-        }
-    }
-
-    // MARK: - Shards
-
-    public struct ShardRecord: Sendable, Equatable {
-        public var shard: Int
-        public var firstOrdinal: Int
-        public var lastOrdinal: Int
-        public var samples: Int
-        public var kept: Int
-        public var tarBytes: Int
-        public var tarSHA256: String
-        public var manifestSHA256: String
-        public var statsSHA256: String
-    }
-
-    public func shards() throws -> [ShardRecord] {
-        try locked {
-            try db.query("SELECT * FROM shards ORDER BY shard").map { row in
-                ShardRecord(shard: row["shard"] ?? 0, firstOrdinal: row["first_ordinal"] ?? 0, lastOrdinal: row["last_ordinal"] ?? 0,
-                            samples: row["samples"] ?? 0, kept: row["kept"] ?? 0, tarBytes: row["tar_bytes"] ?? 0,
-                            tarSHA256: row["tar_sha256"] ?? "", manifestSHA256: row["manifest_sha256"] ?? "",
-                            statsSHA256: row["stats_sha256"] ?? "")
-            }
-        }
-    }
-
-    public func recordShard(_ s: ShardRecord) throws {
-        try locked {
-            try db.write { db in
-                try db.execute("INSERT OR REPLACE INTO shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                               [.integer(Int64(s.shard)), .integer(Int64(s.firstOrdinal)), .integer(Int64(s.lastOrdinal)),
-                                .integer(Int64(s.samples)), .integer(Int64(s.kept)), .integer(Int64(s.tarBytes)),
-                                .text(s.tarSHA256), .text(s.manifestSHA256), .text(s.statsSHA256)])
-            }
-        }
-    }
-
-    /// Forgets the export (a re-export starts from shard 0).
-    public func clearExport() throws {
-        try locked { try db.write { db in try db.execute("DELETE FROM shards; DELETE FROM export_state;") } }
-    }
-
-    public func exportComplete() throws -> Bool {
-        try locked { (try db.scalar("SELECT complete FROM export_state WHERE id = 1", as: Int.self) ?? 0) == 1 }
-    }
-
-    public func markExportComplete(runManifestSHA256: String) throws {
-        try locked {
-            try db.write { db in
-                try db.execute("INSERT OR REPLACE INTO export_state (id, complete, run_manifest_sha256) VALUES (1, 1, ?)",
-                               [.text(runManifestSHA256)])
-            }
         }
     }
 
@@ -415,7 +311,35 @@ public final class Ledger: @unchecked Sendable {
         }
     }
 
-    public func checkpoint() throws { try locked { try db.checkpoint() } }
+    /// The kept samples' image bytes in ordinal order, one at a time (bounded memory).
+    public func forEachKeptImage(_ body: (_ ordinal: Int, _ fileExtension: String, _ bytes: [UInt8]) throws -> Void) throws {
+        var after = -1
+        while true {
+            let page = try locked {
+                try db.query("SELECT ordinal, extension, bytes FROM kept_images WHERE ordinal > ? ORDER BY ordinal LIMIT 64",
+                             [.integer(Int64(after))])
+                    .map { row -> (Int, String, [UInt8]) in (row["ordinal"] ?? 0, row["extension"] ?? "", row["bytes"] ?? []) }
+            }
+            for (ordinal, ext, bytes) in page { try body(ordinal, ext, bytes) }
+            guard let last = page.last else { return }
+            after = last.0
+        }
+    }
+
+    /// The query plans of the statements a batch commit and the duplicate look-ups run, for the test that holds
+    /// them to index searches (no statement may scan the table: a batch's cost must not grow with the unit).
+    public func queryPlans() throws -> [String: [String]] {
+        let statements = [
+            "duplicate image": "SELECT * FROM samples WHERE image_sha256 = 'x' AND ordinal < 5 AND status != 'duplicate' ORDER BY ordinal LIMIT 1",
+            "duplicate key": "SELECT key FROM samples WHERE source = 'a' AND source_key = 'b' AND ordinal < 5 ORDER BY ordinal LIMIT 1",
+            "rows of a batch": "SELECT * FROM samples WHERE ordinal >= 0 AND ordinal < 8 ORDER BY ordinal",
+            "rows pointing at a replaced row": "SELECT ordinal FROM samples WHERE duplicate_of = 3",
+            "kept images": "SELECT ordinal, extension, bytes FROM kept_images WHERE ordinal > 3 ORDER BY ordinal LIMIT 64",
+        ]
+        return try locked {
+            try statements.mapValues { sql in try db.query("EXPLAIN QUERY PLAN " + sql).map { $0["detail"] ?? "" } }
+        }
+    }
 
     // MARK: - Row mapping
 

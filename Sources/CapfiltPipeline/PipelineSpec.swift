@@ -78,6 +78,17 @@ public struct PipelineSpec: Sendable, Equatable {
     public var filter: Filter
     public var limits = Limits()
     public var duplicates = DuplicatePolicy.drop
+    /// Samples per unit of work for list files and image folders (`input.block_size`); a shard is one unit.
+    public var blockSize = 10_000
+    /// How the job is spread (`job:`); none of it changes an output byte, so none of it is in the fingerprint.
+    public var job = Job()
+
+    public struct Job: Sendable, Equatable {
+        /// Workers sharing the output folder, when not given on the command line or by the scheduler.
+        public var workers: Int?
+        /// A unit's lease expires this long after its holder last renewed it (it renews every quarter of it).
+        public var leaseSeconds: Double = 120
+    }
 
     /// The file the spec was read from; relative paths in it are relative to its folder.
     public var baseDirectory: URL
@@ -113,6 +124,7 @@ public struct PipelineSpec: Sendable, Equatable {
         corpus.imageExtensions = try i.strings("image_extensions") ?? corpus.imageExtensions
         corpus.root = try i.string("root")
         corpus.allowAnyPath = try i.bool("allow_any_path") ?? false
+        blockSize = try i.int("block_size", range: 1...100_000_000) ?? blockSize
         if corpus.root != nil && corpus.allowAnyPath {
             throw i.error("allow_any_path", "is true while input.root is set; keep one of the two")
         }
@@ -171,6 +183,12 @@ public struct PipelineSpec: Sendable, Equatable {
             limits.maxImageSide = try l.int("max_image_side", range: 1...1_000_000) ?? limits.maxImageSide
             limits.maxTextCharacters = try l.int("max_text_characters", range: 1...10_000_000) ?? limits.maxTextCharacters
             try l.rejectUnknown()
+        }
+        if root.has("job") {
+            let j = try root.map("job", required: true)
+            job.workers = try j.int("workers", range: 1...1_000_000)
+            job.leaseSeconds = Double(try j.float("lease_seconds", above: 0.999, atMost: 86_400) ?? Float(job.leaseSeconds))
+            try j.rejectUnknown()
         }
         let duplicatesName = try root.string("duplicates") ?? duplicates.rawValue
         guard let policy = DuplicatePolicy(rawValue: duplicatesName) else {
@@ -243,7 +261,7 @@ public struct PipelineSpec: Sendable, Equatable {
             ("limits.max_image_bytes", "\(l.maxImageBytes)"), ("limits.max_image_pixels", "\(l.maxImagePixels)"),
             ("limits.max_image_side", "\(l.maxImageSide)"), ("limits.max_text_characters", "\(l.maxTextCharacters)"),
             ("duplicates", duplicates.rawValue),
-        ]
+        ] + (blockSize == 10_000 ? [] : [("input.block_size", "\(blockSize)")])
         return fields.map { "\($0.0)=\($0.1)" }.joined(separator: "\n")
     }
 }

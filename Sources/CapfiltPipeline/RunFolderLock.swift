@@ -13,9 +13,19 @@ public final class RunFolderLock: @unchecked Sendable {
 
     /// Takes the folder's lock without waiting. `purpose` (e.g. "capfilt run spec.yaml") is recorded for the
     /// message another process gets. Throws a PipelineError naming the holder when it is taken.
-    public init(folder: URL, purpose: String) throws {
+    /// Another process holds the lock; `description` names it and says what to do.
+    public struct Busy: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The lock on `folder/name`, or nil when another process holds it.
+    public static func take(folder: URL, name: String, purpose: String) throws -> RunFolderLock? {
+        do { return try RunFolderLock(folder: folder, name: name, purpose: purpose) } catch is Busy { return nil }
+    }
+
+    public init(folder: URL, name: String = RunFolderLock.fileName, purpose: String) throws {
         self.folder = folder
-        let path = folder.appendingPathComponent(Self.fileName).path
+        let path = folder.appendingPathComponent(name).path
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw PipelineError("cannot open \(path) (\(String(cString: strerror(errno)))): the output folder must be writable")
@@ -26,7 +36,7 @@ public final class RunFolderLock: @unchecked Sendable {
             let holder = Self.holder(fd)
             close(fd)
             if busy {
-                throw PipelineError("another capfilt process is using \(folder.path)\(holder.map { " (\($0))" } ?? ""). One process works on a run folder at a time: wait for it to finish (`capfilt status \(folder.path)` shows progress) or stop it, then run this again.")
+                throw Busy(description: "another capfilt process is using \(folder.path)\(holder.map { " (\($0))" } ?? ""). One process works on a run folder at a time: wait for it to finish (`capfilt status \(folder.path)` shows progress) or stop it, then run this again.")
             }
             throw PipelineError("cannot lock \(path) (\(reason)); the output folder's file system must support file locks")
         }

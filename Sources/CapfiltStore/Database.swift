@@ -32,6 +32,16 @@ public final class Database: @unchecked Sendable {
         case normal
     }
 
+    /// How the database keeps its journal (`PRAGMA journal_mode`).
+    public enum Journal: Sendable {
+        /// `WAL`: readers never block the writer. Needs shared memory, so every process using the file must be
+        /// on one host.
+        case wal
+        /// `DELETE` (a rollback journal beside the file): no shared memory, so the file may move between hosts
+        /// of a shared file system as long as one process at a time writes it.
+        case rollback
+    }
+
     /// The path the database was opened with (`:memory:` for in-memory databases).
     public let path: String
     /// The synchronous mode applied at open.
@@ -48,8 +58,9 @@ public final class Database: @unchecked Sendable {
     /// seconds (how long to wait for another connection's write lock before failing with a "locked" error).
     ///
     /// `":memory:"` opens a private in-memory database, which cannot use WAL (its journal mode is `memory`).
-    public convenience init(path: String, durability: Durability = .full, busyTimeout: Double = 5) throws {
-        try self.init(path: path, durability: durability, busyTimeout: busyTimeout, vfs: nil)
+    public convenience init(path: String, durability: Durability = .full, busyTimeout: Double = 5,
+                            journal: Journal = .wal) throws {
+        try self.init(path: path, durability: durability, busyTimeout: busyTimeout, vfs: nil, journal: journal)
     }
 
     /// A private in-memory database, configured like a file one except that it has no WAL.
@@ -58,7 +69,7 @@ public final class Database: @unchecked Sendable {
     }
 
     /// `vfs` selects an SQLite VFS; tests use one without shared memory to reach the WAL-refused path.
-    init(path: String, durability: Durability, busyTimeout: Double, vfs: String?) throws {
+    init(path: String, durability: Durability, busyTimeout: Double, vfs: String?, journal: Journal = .wal) throws {
         self.path = path
         self.durability = durability
         self.connection = try Connection(path: path, vfs: vfs)
@@ -68,8 +79,9 @@ public final class Database: @unchecked Sendable {
         try connection.setBusyTimeout(milliseconds: Int32(milliseconds))
 
         let isMemory = path == ":memory:" || path.isEmpty
-        let mode = try scalar("PRAGMA journal_mode=WAL", as: String.self)?.lowercased() ?? ""
-        if !isMemory && mode != "wal" {
+        let wanted = journal == .wal ? "wal" : "delete"
+        let mode = try scalar("PRAGMA journal_mode=\(wanted)", as: String.self)?.lowercased() ?? ""
+        if !isMemory && mode != wanted && journal == .wal {
             throw SQLiteError.walUnsupported(path: path, mode: mode)
         }
         try execute(durability == .full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")

@@ -24,8 +24,7 @@ struct EvalCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let ledger = try Ledger.open(runFolder: URL(fileURLWithPath: runFolder))
-        let evaluation = try Evaluation.evaluate(ledger: ledger, labels: try Evaluation.loadLabels(path: labels))
+        let evaluation = try Evaluation.evaluate(runFolder: URL(fileURLWithPath: runFolder), labels: try Evaluation.loadLabels(path: labels))
         print(json ? evaluation.json.text : evaluation.report)
     }
 }

@@ -1,5 +1,6 @@
-// `capfilt run SPEC`: the CapFilt job. Resumes by itself: the same command after a kill continues from the
-// last committed batch.
+// `capfilt run SPEC [--worker I --workers N]`: a worker of the CapFilt job (one worker is the whole job).
+// Resumes by itself: the same command after a kill continues from the last committed batch. The worker index
+// and count also come from Slurm job arrays and Kubernetes Indexed Jobs.
 import ArgumentParser
 import CapfiltPipeline
 import CapfiltTensor
@@ -10,10 +11,16 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Caption, filter and export a corpus as a pipeline spec describes.",
         discussion: """
-            Every stage is checkpointed in OUTPUT/capfilt.sqlite. Run the same command again after a crash, a kill or
-            Ctrl-C and it continues where it stopped; the output is byte-identical to an uninterrupted run.
-            Exit status: 0 done; 1 error (bad spec, unreadable model, changed input); 130 interrupted (resume with the
-            same command); 64 bad command line.
+            The job is split into units (one per input shard, one per input.block_size samples of a list or folder).
+            Workers sharing the output folder claim units with leases, checkpoint every stage of a unit in its own
+            SQLite ledger, and the last to finish merges the dataset. Run the same command again after a crash, a
+            kill or Ctrl-C and it continues where it stopped; the dataset is byte-identical to an uninterrupted
+            single-worker run, whatever the number of workers.
+            Worker index and count: --worker/--workers, else SLURM_ARRAY_TASK_ID (minus SLURM_ARRAY_TASK_MIN) and
+            SLURM_ARRAY_TASK_COUNT, else JOB_COMPLETION_INDEX (Kubernetes Indexed Job; count from --workers or the
+            spec's job.workers), else worker 0 of 1.
+            Exit status: 0 done (or, with --no-wait, nothing left to claim); 1 error (bad spec, unreadable model,
+            changed input); 130 interrupted (resume with the same command); 64 bad command line.
             """)
 
     @Argument(help: "The pipeline spec (YAML), e.g. Pipelines/capfilt-base.yaml.")
@@ -28,11 +35,47 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "No progress output.")
     var quiet = false
 
+    @Option(help: "This worker's index, 0 ..< --workers (default: from the scheduler's environment, else 0).")
+    var worker: Int?
+
+    @Option(help: "How many workers share the output folder (default: from the scheduler's environment or the spec's job.workers, else 1).")
+    var workers: Int?
+
+    @Option(name: .customLong("lease-seconds"), help: "A unit's lease expires this long after its holder last renewed it (default: the spec's job.lease_seconds, 120).")
+    var leaseSeconds: Double?
+
+    @Flag(name: .customLong("no-wait"), help: "Exit once no unit is left to claim, instead of waiting for the units other workers hold.")
+    var noWait = false
+
     @Flag(help: "Check every finished shard against its SHA-256 in the ledger before trusting it (by default sizes always, hashes when the shards total at most 1 GiB).")
     var verify = false
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
+        if let worker, worker < 0 { throw ValidationError("--worker must be 0 or more") }
+        if let leaseSeconds, !(leaseSeconds >= 0.2) { throw ValidationError("--lease-seconds must be at least 0.2") }
+    }
+
+    /// (index, count) from the flags, then Slurm's array variables, then Kubernetes' completion index.
+    static func slot(worker: Int?, workers: Int?, specWorkers: Int?, environment: [String: String]) throws -> (Int, Int) {
+        func number(_ name: String) throws -> Int? {
+            guard let text = environment[name], !text.isEmpty else { return nil }
+            guard let n = Int(text), n >= 0 else { throw ValidationError("\(name)=\(text) is not a worker number") }
+            return n
+        }
+        var index = worker, count = workers
+        if index == nil, let task = try number("SLURM_ARRAY_TASK_ID") {
+            index = task - (try number("SLURM_ARRAY_TASK_MIN") ?? 0)
+            if count == nil { count = try number("SLURM_ARRAY_TASK_COUNT") }
+        }
+        if index == nil, let completion = try number("JOB_COMPLETION_INDEX") { index = completion }
+        let resolvedCount = count ?? specWorkers ?? 1
+        let resolvedIndex = index ?? 0
+        guard resolvedIndex < resolvedCount else {
+            throw ValidationError("worker \(resolvedIndex) is not below the worker count \(resolvedCount): give --workers (or job.workers in the spec) as the number of tasks")
+        }
+        return (resolvedIndex, resolvedCount)
     }
 
     func run() throws {
@@ -42,29 +85,23 @@ struct RunCommand: ParsableCommand {
         let reporter = ProgressReporter(quiet: quiet)
         let stop = StopFlag()
         // Handlers first: a signal while the models load must end with 130 too, not kill the process.
-        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                reporter.log("stopping after the current transaction (signal \(sig))")
-                stop.set()
-            }
-            source.resume()
-            return source
-        }
+        let signals = stopOnSignals(stop, reporter: reporter)
         defer { signals.forEach { $0.cancel() } }
+        let (index, count) = try Self.slot(worker: worker, workers: workers, specWorkers: parsed.job.workers,
+                                           environment: ProcessInfo.processInfo.environment)
         let pipeline: PipelineRun
         do {
-            pipeline = try PipelineRun(spec: parsed, specYAML: yaml, specPath: spec, newRun: newRun, stop: stop, log: reporter.log)
+            pipeline = try PipelineRun(spec: parsed, specYAML: yaml, specPath: spec, newRun: newRun, worker: index, workers: count,
+                                       leaseSeconds: leaseSeconds, stop: stop, log: reporter.log)
         } catch is CancellationError {
             reporter.log("interrupted before any work; nothing is lost. Resume with: capfilt run \(spec)")
             throw ExitCode(130)
         }
-        let outcome = try pipeline.run(stop: stop, verification: verify ? .full : .automatic, progress: reporter.update)
+        let outcome = try pipeline.run(stop: stop, verification: verify ? .full : .automatic, wait: !noWait, progress: reporter.update)
         reporter.finish()
         switch outcome {
         case .completed:
-            reporter.log("done: \(pipeline.outputFolder.path)/\(PipelineRun.runManifestName)")
+            reporter.log("worker \(index) of \(count) done: \(pipeline.outputFolder.path)")
             try StatusCommand.printSummary(folder: pipeline.outputFolder)
         case .interrupted:
             reporter.log("interrupted; nothing committed is lost. Resume with: capfilt run \(spec)")
@@ -102,8 +139,9 @@ final class ProgressReporter: @unchecked Sendable {
         let keep = p.finished > 0 ? 100 * Double(p.kept) / Double(p.finished) : 0
         let eta = p.estimatedSecondsLeft.map { s in s >= 3600 ? String(format: "  ETA %dh%02dm", Int(s) / 3600, Int(s) % 3600 / 60)
                                                                   : String(format: "  ETA %dm%02ds", Int(s) / 60, Int(s) % 60) } ?? ""
-        let text = String(format: "[%@] read %d  captioned %d  filtered %d  kept %d (%.1f%%)  failed %d  resumed past %d  %.1f samples/s",
-                          p.stage, p.read, p.captioned, p.finished, p.kept, keep, p.failed, p.skipped, rate) + eta
+        let unit = p.unit.map { "unit \(JobPlan.unitName($0)) " } ?? ""
+        let text = String(format: "[%@%@] units %d/%d  read %d  captioned %d  filtered %d  kept %d (%.1f%%)  failed %d  resumed past %d  %.1f samples/s",
+                          unit, p.stage, p.unitsDone, p.unitCount, p.read, p.captioned, p.finished, p.kept, keep, p.failed, p.skipped, rate) + eta
         if terminal {
             clearLine()
             FileHandle.standardError.write(Data(("\r" + text).utf8))
@@ -123,5 +161,19 @@ final class ProgressReporter: @unchecked Sendable {
             FileHandle.standardError.write(Data(("\r" + String(repeating: " ", count: lastLength) + "\r").utf8))
             lastLength = 0
         }
+    }
+}
+
+/// Ctrl-C and SIGTERM set `stop` (the work in hand finishes its transaction) instead of killing the process.
+func stopOnSignals(_ stop: StopFlag, reporter: ProgressReporter) -> [DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        source.setEventHandler {
+            reporter.log("stopping after the current transaction (signal \(sig))")
+            stop.set()
+        }
+        source.resume()
+        return source
     }
 }

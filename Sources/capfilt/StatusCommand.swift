@@ -1,5 +1,5 @@
-// `capfilt status RUN`: where a run stands, read from its ledger (safe while the run is going: WAL readers
-// do not block the writer).
+// `capfilt status OUT`: where a job stands: units, workers, rate and ETA, per-stage counts and reasons, the
+// merge. Reads files only, so it is safe while workers run.
 import ArgumentParser
 import CapfiltPipeline
 import Foundation
@@ -7,7 +7,7 @@ import Foundation
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show a run's per-stage counts, failure reasons and filter rates.")
+        abstract: "Show a job's units, workers, rate and ETA, per-stage counts, failure reasons and filter rates.")
 
     @Argument(help: "The run's output folder.")
     var runFolder: String
@@ -27,43 +27,36 @@ struct StatusCommand: ParsableCommand {
         }
     }
 
-    static func summary(folder: URL, verification: Exporter.ShardVerification = .sizes) throws -> JSON {
-        let ledger = try Ledger.open(runFolder: folder)
-        let damaged = try Exporter.verifyShards(ledger: ledger, outputFolder: folder, verification)
-        let histogram = try ledger.histogram()
-        var stages: [String: Int] = [:], statuses: [String: Int] = [:], reasons: [String: Int] = [:]
-        for h in histogram {
-            stages[h.stage, default: 0] += h.count
-            statuses[h.status, default: 0] += h.count
-            if let r = h.reason { reasons[r, default: 0] += h.count }
-        }
-        let filterRates = try ledger.filterRates()
-        return .object([
-            "samples": .int(stages.values.reduce(0, +)),
-            "stages": .object(stages.mapValues { .int($0) }),
-            "statuses": .object(statuses.mapValues { .int($0) }),
-            "reasons": .object(reasons.mapValues { .int($0) }),
-            "web_text_problems": .object(Dictionary(uniqueKeysWithValues: try ledger.webTextProblems().map { ($0.problem, JSON.int($0.count)) })),
-            "web_texts_scored": .int(filterRates.webScored),
-            "web_texts_kept": .int(filterRates.webKept),
-            "synthetic_scored": .int(filterRates.syntheticScored),
-            "synthetic_kept": .int(filterRates.syntheticKept),
-            "shards_written": .int(try ledger.shards().count),
-            "shards_damaged": .array(damaged.map { .object(["shard": .string(Exporter.shardName($0.shard)), "problem": .string($0.problem)]) }),
-            "shards_verified_by": .string(verification == .full ? "sha256" : "size"),
-            "export_complete": .bool(try ledger.exportComplete() && damaged.isEmpty),
-        ])
+    static func summary(folder: URL, verification: Merge.ShardVerification = .sizes) throws -> JSON {
+        try JobStatus.summary(folder: folder, verification: verification)
     }
 
-    static func printSummary(folder: URL, verification: Exporter.ShardVerification = .sizes) throws {
+    static func printSummary(folder: URL, verification: Merge.ShardVerification = .sizes) throws {
         guard case .object(let s) = try summary(folder: folder, verification: verification) else { return }
         func int(_ v: JSON?) -> Int { if case .int(let n)? = v { return n }; return 0 }
         func dict(_ v: JSON?) -> [(String, Int)] {
             guard case .object(let d)? = v else { return [] }
             return d.keys.sorted().map { ($0, int(d[$0])) }
         }
-        var out = "run \(folder.path)\n"
-        out += "  samples         \(int(s["samples"]))\n"
+        var out = "job \(folder.path)\n"
+        if case .object(let units)? = s["units"] {
+            out += "  units           \(int(units["done"])) done, \(int(units["claimed"])) claimed (\(int(units["stale"])) stale), \(int(units["pending"])) pending, of \(int(units["total"]))\n"
+        }
+        if case .array(let claimed)? = s["claimed"] {
+            for case .object(let c) in claimed.prefix(20) {
+                func text(_ v: JSON?) -> String { switch v { case .string(let t)?: t; case .int(let n)?: String(n); case .bool(let b)?: b ? "yes" : "no"; default: "?" } }
+                out += "    unit \(text(c["unit"])) attempt \(text(c["attempt"])): worker \(text(c["worker"])) on \(text(c["host"])) pid \(text(c["pid"])) since \(text(c["since"])), renewed \(text(c["renewed_seconds_ago"]))s ago\(c["stale"] == .bool(true) ? ", STALE (another worker takes it over)" : ""), \(text(c["samples_ingested"])) samples in\n"
+            }
+        }
+        if case .array(let workers)? = s["workers"], !workers.isEmpty {
+            out += "  workers         " + workers.compactMap { w -> String? in
+                guard case .object(let o) = w, case .float(let rate)? = o["samples_per_second"] else { return nil }
+                return "\(int(o["worker"])): \(int(o["units_done"])) units, \(int(o["samples"])) samples, " + String(format: "%.1f/s", rate)
+            }.joined(separator: "; ") + "\n"
+        }
+        out += "  samples         \(int(s["samples"])) (about \(int(s["samples_left_estimate"])) left)"
+        if case .int(let eta)? = s["eta_seconds"] { out += String(format: ", ETA %dh%02dm%02ds", eta / 3600, eta % 3600 / 60, eta % 60) }
+        out += "\n"
         out += "  by stage        " + dict(s["stages"]).map { "\($0.0) \($0.1)" }.joined(separator: ", ") + "\n"
         out += "  by status       " + dict(s["statuses"]).map { "\($0.0) \($0.1)" }.joined(separator: ", ") + "\n"
         let reasons = dict(s["reasons"])
@@ -78,11 +71,11 @@ struct StatusCommand: ParsableCommand {
             scored == 0 ? "-" : String(format: "%d/%d kept (%.1f%%)", kept, scored, 100 * Double(kept) / Double(scored))
         }
         out += "  filter: web texts \(rate(int(s["web_texts_kept"]), int(s["web_texts_scored"]))), synthetic captions \(rate(int(s["synthetic_kept"]), int(s["synthetic_scored"])))\n"
-        if case .bool(let complete)? = s["export_complete"] {
-            out += "  export          \(int(s["shards_written"])) shards\(complete ? ", complete" : ", not complete")\n"
+        if case .bool(let complete)? = s["merge_complete"] {
+            out += "  merged dataset  \(int(s["shards_written"])) shards\(complete ? ", complete" : ", not complete")\n"
         }
         if case .array(let damaged)? = s["shards_damaged"], !damaged.isEmpty {
-            out += "  damaged shards  \(damaged.count); `capfilt export \(folder.path)` writes them again\n"
+            out += "  damaged shards  \(damaged.count); `capfilt merge \(folder.path)` writes them again\n"
             for case .object(let d) in damaged.prefix(20) {
                 if case .string(let shard)? = d["shard"], case .string(let problem)? = d["problem"] { out += "    \(shard): \(problem)\n" }
             }

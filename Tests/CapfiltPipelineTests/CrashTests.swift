@@ -85,7 +85,8 @@ final class CrashTests: XCTestCase {
         // 1. Injected kills at every commit boundary, at the first and a later pass.
         let points = ["before-ingest-commit#1", "after-ingest-commit#2", "before-caption-commit#1", "after-caption-commit#2",
                       "before-filter-commit#1", "after-filter-commit#3", "export-tar-written#1", "export-tar-renamed#2",
-                      "export-manifest-written#1", "export-stats-written#2", "before-run-manifest#1", "after-run-manifest#1"]
+                      "export-manifest-written#1", "export-stats-written#2", "before-run-manifest#1", "after-run-manifest#1",
+                      "unit-images-written#1", "unit-records-written#1", "unit-done-written#1"]
         for point in points {
             let p = try start(corpus, killAt: point)
             p.waitUntilExit()
@@ -96,8 +97,7 @@ final class CrashTests: XCTestCase {
         try? FileManager.default.removeItem(at: corpus.output.appendingPathComponent("capfilt_run.json"))
         for _ in 0..<150 where kills.count < 24 {
             // Once a run got to the end, restart its export so random kills keep landing in real work.
-            let ledger = try Ledger.open(runFolder: corpus.output)
-            if try ledger.exportComplete() { try ledger.clearExport() }
+            try? FileManager.default.removeItem(at: corpus.output.appendingPathComponent("capfilt_run.json"))
             let p = try start(corpus)
             let delay = Double.random(in: 0...max(referenceSeconds, 0.2), using: &generator)
             Thread.sleep(forTimeInterval: delay)
@@ -122,9 +122,8 @@ final class CrashTests: XCTestCase {
         for (name, bytes) in expected where got[name] != bytes { differing.append(name) }
         XCTAssertEqual(differing, [], "files differ from the uninterrupted run")
 
-        let ledger = try Ledger.open(runFolder: corpus.output)
         var ordinals: [Int] = []
-        try ledger.forEachSample { ordinals.append($0.ordinal); XCTAssertEqual($0.stage, .done) }
+        for r in try Merge.unitRecords(folder: corpus.output) { ordinals.append(r.ordinal); XCTAssertEqual(r.stage, .done) }
         XCTAssertEqual(ordinals, Array(0..<corpus.expectations.count), "every input sample exactly once")
         print("[crash] samples lost: \(corpus.expectations.count - Set(ordinals).count), duplicated: \(ordinals.count - Set(ordinals).count)")
     }

@@ -76,9 +76,7 @@ final class DataSafetyTests: XCTestCase {
 
     /// Every sample the ledger calls kept is in exactly one tar, with its image.
     private func assertEveryKeptSampleIsInTheTars(_ corpus: TestCorpus, file: StaticString = #filePath, line: UInt = #line) throws {
-        let ledger = try Ledger.open(runFolder: corpus.output)
-        var kept: [String] = []
-        try ledger.forEachSample { if $0.status == .kept { kept.append($0.key) } }
+        let kept = try Merge.unitRecords(folder: corpus.output).filter { $0.status == .kept }.map(\.key)
         var inTars: [String] = []
         let shards = corpus.output.appendingPathComponent("shards")
         for name in try FileManager.default.contentsOfDirectory(atPath: shards.path).sorted() where name.hasSuffix(".tar") {
@@ -110,9 +108,7 @@ final class DataSafetyTests: XCTestCase {
 
         let run = try runCapfilt(["run", corpus.specPath, "--quiet", "--threads", "1"])
         XCTAssertEqual(run.status, 0, run.stderr)
-        let ledger = try Ledger.open(runFolder: corpus.output)
-        var rows: [SampleRecord] = []
-        try ledger.forEachSample { rows.append($0) }
+        let rows = try Merge.unitRecords(folder: corpus.output)
         XCTAssertEqual(rows.map(\.sourceKey), ["s00", "s01", "s02", "s03", "s04", "s05", "s06", "(damaged shard at byte \(cutMember.1))"])
         XCTAssertTrue(rows.prefix(6).allSatisfy { [.kept, .filtered].contains($0.status) }, "intact samples are processed")
         XCTAssertEqual(rows[6].webTextProblem, "missing", "s06's caption member was cut off; its image is still used")
@@ -138,16 +134,14 @@ final class DataSafetyTests: XCTestCase {
         let yaml = try String(contentsOfFile: corpus.specPath, encoding: .utf8)
         try (yaml + "\nlimits:\n  max_image_bytes: 209715200\n").write(toFile: corpus.specPath, atomically: true, encoding: .utf8)
         XCTAssertEqual(try runCapfilt(["run", corpus.specPath, "--quiet", "--threads", "1"]).status, 0)
-        var rows: [SampleRecord] = []
-        try Ledger.open(runFolder: corpus.output).forEachSample { rows.append($0) }
+        var rows = try Merge.unitRecords(folder: corpus.output)
         XCTAssertEqual(rows.map(\.sourceKey), ["big", "small"])
         XCTAssertTrue([.kept, .filtered].contains(rows[0].status), "\(rows[0].reason ?? "") \(rows[0].detail ?? "")")
         XCTAssertEqual(rows[0].imageBytes, TestCorpus.image("rgb_80x60.png").count + 70_000_000)
 
         try yaml.write(toFile: corpus.specPath, atomically: true, encoding: .utf8)
         XCTAssertEqual(try runCapfilt(["run", corpus.specPath, "--quiet", "--threads", "1", "--new-run"]).status, 0)
-        rows = []
-        try Ledger.open(runFolder: corpus.output).forEachSample { rows.append($0) }
+        rows = try Merge.unitRecords(folder: corpus.output)
         XCTAssertEqual(rows.first?.reason, "image_too_many_bytes", "\(rows.first?.detail ?? "")")
     }
 
@@ -275,14 +269,11 @@ final class DataSafetyTests: XCTestCase {
                                          to: corpus.folder.appendingPathComponent("images/corrupt.jpg"))
         message = resumeError(corpus)
         XCTAssertTrue(message.contains("images/corrupt.jpg"), message)
-        // `capfilt export` refuses it too, and the finished export stays recorded.
-        let ledger = try Ledger.open(runFolder: corpus.output)
-        let shardsBefore = try ledger.shards()
-        let export = try runCapfilt(["export", corpus.output.path])
-        XCTAssertEqual(export.status, 1)
-        XCTAssertTrue(export.stderr.contains("images/corrupt.jpg"), export.stderr)
-        XCTAssertEqual(try ledger.shards(), shardsBefore, "nothing unrecorded")
-        XCTAssertTrue(try ledger.exportComplete())
+        // `capfilt merge` needs only the finished units, never the input: the dataset stays as it was.
+        let merged = try corpus.outputFiles()
+        let merge = try runCapfilt(["merge", corpus.output.path])
+        XCTAssertEqual(merge.status, 0, merge.stderr)
+        XCTAssertEqual(try corpus.outputFiles(), merged)
         corpus.remove()
 
         corpus = try stoppedRun(kind: "jsonl")
@@ -320,9 +311,7 @@ final class DataSafetyTests: XCTestCase {
         try yaml.replacingOccurrences(of: nan.path, with: huge.path).write(toFile: corpus.specPath, atomically: true, encoding: .utf8)
         let run = try runCapfilt(["run", corpus.specPath, "--quiet", "--new-run"])
         XCTAssertEqual(run.status, 0, run.stderr)
-        let ledger = try Ledger.open(runFolder: corpus.output)
-        var rows: [SampleRecord] = []
-        try ledger.forEachSample { rows.append($0) }
+        let rows = try Merge.unitRecords(folder: corpus.output)
         let invalid = rows.filter { $0.reason == "model_output_invalid" }
         XCTAssertGreaterThan(invalid.count, 0)
         for r in invalid { XCTAssertTrue(r.status == .failed && r.captions.isEmpty && (r.detail?.contains("not finite") == true || r.duplicateOf != nil), "\(r)") }

@@ -18,7 +18,7 @@ final class DemoQualityTests: XCTestCase {
                                        specPath: specPath, newRun: true)
         XCTAssertEqual(try pipeline.run(stop: StopFlag()), .completed)
         let labels = try Evaluation.loadLabels(path: repoRoot.appendingPathComponent("Pipelines/demo/corpus/labels.jsonl").path)
-        let e = try Evaluation.evaluate(ledger: pipeline.ledger, labels: labels)
+        let e = try Evaluation.evaluate(runFolder: pipeline.outputFolder, labels: labels)
         print("[demo]\n" + e.report)
         XCTAssertEqual(e.unlabelled, 0, "every demo sample has a label")
         XCTAssertGreaterThanOrEqual(e.webRecall ?? 0, 0.95, "correct web texts kept")

@@ -1,4 +1,4 @@
-// capfilt eval's figures on a hand-built ledger whose every count is known.
+// capfilt eval's figures on hand-built rows whose every count is known.
 import CapfiltPipeline
 import Foundation
 import XCTest
@@ -16,9 +16,8 @@ final class EvaluationTests: XCTestCase {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("capfilt-eval-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let ledger = try Ledger(path: folder.appendingPathComponent("capfilt.sqlite").path)
         let kept = WebTextScore(itm: 0.9, itc: 0.5, kept: true), dropped = WebTextScore(itm: 0.1, itc: 0.1, kept: false)
-        try ledger.commit([
+        let records = [
             // correct web text kept (TP), main = web
             record(0, "a", status: .kept, web: kept, captions: ["a red circle"], main: ("t", "web")),
             // correct web text dropped (FN); synthetic wrong but kept as main
@@ -33,7 +32,7 @@ final class EvaluationTests: XCTestCase {
             record(5, "f", status: .failed, web: nil),
             // no label
             record(6, "g", status: .kept, web: kept, main: ("t", "web")),
-        ])
+        ]
         let labelsURL = folder.appendingPathComponent("labels.jsonl")
         try """
             {"key": "a", "web_text_matches": true, "reference_caption": "a red circle"}
@@ -43,7 +42,7 @@ final class EvaluationTests: XCTestCase {
             {"key": "e", "web_text_matches": false, "reference_caption": "a yellow triangle"}
             {"key": "f", "web_text_matches": false}
             """.write(to: labelsURL, atomically: true, encoding: .utf8)
-        let e = try Evaluation.evaluate(ledger: ledger, labels: try Evaluation.loadLabels(path: labelsURL.path))
+        let e = try Evaluation.evaluate(records: records, labels: try Evaluation.loadLabels(path: labelsURL.path))
         XCTAssertEqual(e.labelled, 6)
         XCTAssertEqual(e.unlabelled, 1)
         XCTAssertEqual([e.webTruePositive, e.webFalseNegative, e.webFalsePositive, e.webTrueNegative, e.webUnusableWrong], [1, 1, 1, 1, 1])

@@ -128,13 +128,13 @@ struct TestCorpus {
     var specPath: String { folder.appendingPathComponent("spec.yaml").path }
     var output: URL { folder.appendingPathComponent("out") }
 
-    /// Every file under the output folder except the ledger and the lock (run state, not output), with its bytes:
-    /// what "byte-identical" compares.
+    /// The dataset: every file under shards/ and the run manifest, with its bytes (what "byte-identical"
+    /// compares; units/, leases and locks are job state, not output).
     func outputFiles() throws -> [String: Data] {
         var files: [String: Data] = [:]
         let root = output.standardizedFileURL.path
         guard let e = FileManager.default.enumerator(atPath: root) else { return [:] }
-        for case let relative as String in e where !relative.hasPrefix("capfilt.sqlite") && relative != "capfilt.lock" {
+        for case let relative as String in e where relative.hasPrefix("shards/") || relative == "capfilt_run.json" {
             var isDirectory: ObjCBool = false
             _ = FileManager.default.fileExists(atPath: root + "/" + relative, isDirectory: &isDirectory)
             if !isDirectory.boolValue { files[relative] = try Data(contentsOf: URL(fileURLWithPath: root + "/" + relative)) }
