@@ -164,12 +164,8 @@ public struct JobPlan: Codable, Sendable, Equatable {
         return Array(try encoder.encode(self)) + [0x0A]
     }
 
-    /// The samples of unit `u`, numbered from 0 within the unit.
-    func openUnit(_ u: Int, spec: PipelineSpec) throws -> UnitReader {
-        let corpus = try CorpusReader(spec: spec.input, baseDirectory: spec.baseDirectory, maxMemberSize: spec.maxMemberBytes)
-        guard corpus.sourceCount == sources.count else {
-            throw PipelineError("the input now has \(corpus.sourceCount) sources, the job was planned with \(sources.count). Restore the input, or start over with --new-run.")
-        }
+    /// The samples of unit `u`, numbered from 0 within the unit, from the worker's reader of the input.
+    func openUnit(_ u: Int, corpus: CorpusReader) -> UnitReader {
         let unit = units[u]
         let stream = corpus.openSource(unit.source)
         stream.skip(unit.first)

@@ -70,6 +70,14 @@ public enum JobStatus {
         let problemsFound = try Merge.verifyShards(folder: folder, verification)
         let manifest = try RunManifest.read(folder: folder)
         let mergeComplete = done == plan.units.count && manifest != nil && problemsFound.isEmpty
+        // The dataset's own counts (after the merge's cross-unit duplicates and keys), from the run manifest.
+        var dataset: JSON = .null
+        if let data = FileManager.default.contents(atPath: folder.appendingPathComponent(PipelineRun.runManifestName).path),
+           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let totals = object["totals"] as? [String: Int] {
+            dataset = .object(totals.mapValues { .int($0) }.merging(
+                ["reasons": .object(((object["status_dict"] as? [String: Int]) ?? [:]).mapValues { .int($0) })]) { a, _ in a })
+        }
         return .object([
             "folder": .string(folder.path),
             "units": .object(["total": .int(plan.units.count), "done": .int(done), "claimed": .int(claimed.count),
@@ -97,6 +105,7 @@ public enum JobStatus {
             "shards_damaged": .array(problemsFound.map { .object(["shard": .string(Merge.shardName($0.shard)), "problem": .string($0.problem)]) }),
             "shards_verified_by": .string(verification == .full ? "sha256" : "size"),
             "merge_complete": .bool(mergeComplete),
+            "dataset": dataset,
         ])
     }
 }

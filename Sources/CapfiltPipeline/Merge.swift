@@ -8,7 +8,8 @@
 // - an image whose exact bytes were kept or filtered in an earlier unit is a duplicate (duplicates: drop): the
 //   first occurrence in (unit, position) order stays;
 // - a key already given to an earlier sample becomes the sample's derived key (unit_position), or that with a
-//   `_2`, `_3`, ... suffix.
+//   `_2`, `_3`, ... suffix; the same input key again in the same source (a list cut into units) is
+//   `duplicate_key`, as within a unit.
 // Memory stays flat: the images and keys seen so far live in a scratch SQLite file (`.merge.sqlite`, rebuilt by
 // every merge), a unit's rows are read one unit at a time, and shard files are written as they fill. Each file
 // is written under a temporary name and renamed into place, so a killed merge leaves the old files or the new
@@ -136,6 +137,8 @@ public struct Merge {
             PRAGMA synchronous=OFF;
             CREATE TABLE images (sha256 TEXT PRIMARY KEY, key TEXT NOT NULL) WITHOUT ROWID;
             CREATE TABLE keys (key TEXT PRIMARY KEY) WITHOUT ROWID;
+            CREATE TABLE source_keys (source TEXT NOT NULL, source_key TEXT NOT NULL, key TEXT NOT NULL,
+                                      PRIMARY KEY (source, source_key)) WITHOUT ROWID;
             """)
         var shards = ShardAssembler(merge: self, stop: stop)
         var totals = Counts()
@@ -192,6 +195,18 @@ public struct Merge {
                 }
                 image = member.data
             }
+            // The same input key again in the same source (a list cut into several units): failed as within a unit.
+            var firstOfSourceKey = false
+            if record.reason != Reason.duplicateKey {
+                if let first = try scratch.scalar("SELECT key FROM source_keys WHERE source = ? AND source_key = ?",
+                                                  [.text(record.source), .text(record.sourceKey)], as: String.self) {
+                    record.key = Ingestor.derivedKey(unit: result.unit, position: record.ordinal)
+                    Self.drop(&record, .failed, Reason.duplicateKey, "the key \"\(record.sourceKey)\" already appeared in \(record.source) (sample \(first))")
+                    image = nil
+                } else {
+                    firstOfSourceKey = true
+                }
+            }
             // A key already given to an earlier sample of the run: the derived one, then suffixes.
             var key = record.key
             var suffix = 1
@@ -201,17 +216,17 @@ public struct Merge {
             }
             try scratch.execute("INSERT INTO keys (key) VALUES (?)", [.text(key)])
             record.key = key
+            if firstOfSourceKey {
+                try scratch.execute("INSERT INTO source_keys (source, source_key, key) VALUES (?, ?, ?)",
+                                    [.text(record.source), .text(record.sourceKey), .text(key)])
+            }
             keys[record.ordinal] = key
             var duplicateOf = record.duplicateOf.flatMap { keys[$0] }
             // The same image bytes kept or filtered in an earlier unit: a duplicate, as within a unit.
             if spec.duplicates == .drop, record.duplicateOf == nil, let sha = record.imageSHA256,
                record.status == .kept || record.status == .filtered {
                 if let first = try scratch.scalar("SELECT key FROM images WHERE sha256 = ?", [.text(sha)], as: String.self) {
-                    record.status = .duplicate
-                    record.reason = Reason.duplicateImage
-                    record.detail = "same image bytes as sample \(first)"
-                    record.mainCaption = nil
-                    record.mainCaptionSource = nil
+                    Self.drop(&record, .duplicate, Reason.duplicateImage, "same image bytes as sample \(first)")
                     duplicateOf = first
                     image = nil
                 } else {
@@ -220,6 +235,15 @@ public struct Merge {
             }
             try body(MergedSample(record: record, duplicateOf: duplicateOf), image)
         }
+    }
+
+    /// A sample the merge takes out of the dataset, with why.
+    static func drop(_ record: inout SampleRecord, _ status: SampleStatus, _ reason: String, _ detail: String) {
+        record.status = status
+        record.reason = reason
+        record.detail = detail
+        record.mainCaption = nil
+        record.mainCaptionSource = nil
     }
 
     /// Shard files from an earlier merge with more shards, and temporary files of a killed one.
@@ -390,15 +414,15 @@ struct ShardAssembler {
 
     mutating func add(_ sample: Merge.MergedSample, image: [UInt8]?) throws {
         let r = sample.record
-        if r.status == .kept {
-            let size = (image?.count ?? 0) + (r.mainCaption?.utf8.count ?? 0) + 1024
+        let size = r.status == .kept ? (image?.count ?? 0) + (r.mainCaption?.utf8.count ?? 0) + 1024 : 0
+        if r.status == .kept, tar != nil {
             let kept = counts.statuses["kept", default: 0]
-            if tar != nil && kept > 0 && (kept >= merge.spec.output.samplesPerShard || bytes + size > merge.spec.output.maxShardBytes) {
+            if kept > 0 && (kept >= merge.spec.output.samplesPerShard || bytes + size > merge.spec.output.maxShardBytes) {
                 try close()
             }
-            bytes += size
         }
         if tar == nil { try open() }
+        bytes += size
         if r.status == .kept, let image, let tar {
             try tar.add(name: r.key + "." + Merge.imageExtension(r), bytes: image)
             try tar.add(name: r.key + ".json", bytes: Array(merge.sampleJSON(r).text.utf8))

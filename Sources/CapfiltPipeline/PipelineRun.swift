@@ -51,6 +51,13 @@ public final class PipelineRun: @unchecked Sendable {
     let leaseSeconds: Double
     let models: Models
     let holder: LeaseHolder
+    /// The input's sources, resolved once; each unit opens its own source from it.
+    let corpus: CorpusReader
+    /// Units in this worker's claim order (its share first), the next one to look at, and whether this
+    /// worker's own unfinished attempts were looked for yet.
+    private let claimOrder: [Int]
+    private var cursor = 0
+    private var resumeChecked = false
     /// Held for the worker's lifetime: one process per worker index (on this host; a scheduler runs one task
     /// per index across hosts).
     let workerLock: RunFolderLock
@@ -80,24 +87,34 @@ public final class PipelineRun: @unchecked Sendable {
         outputFolder = spec.resolve(spec.output.folder)
         let fm = FileManager.default
         try OutputFolder.create(outputFolder)
+        let workersFolder = outputFolder.appendingPathComponent(Self.workersFolderName)
+        try fm.createDirectory(at: workersFolder, withIntermediateDirectories: true)
+        do {
+            workerLock = try RunFolderLock(folder: workersFolder, name: "\(worker).lock", purpose: "capfilt run \(specPath) --worker \(worker)")
+        } catch let busy as RunFolderLock.Busy {
+            throw PipelineError("worker \(worker) of \(outputFolder.path) is already running on this host\(busy.holder.map { " (\($0))" } ?? ""). Each worker index runs once: give this one another --worker, or wait for the other to finish (`capfilt status \(outputFolder.path)`).")
+        }
         if newRun {
             guard workers == 1 else {
                 throw PipelineError("--new-run discards the whole job, so it runs as one worker: start it with --workers 1 (or remove \(outputFolder.path) by hand), then start the other workers without --new-run")
             }
+            // Nothing is removed while another worker of this host runs or a merge is going.
+            var held: [RunFolderLock] = []
+            for name in (try? fm.contentsOfDirectory(atPath: workersFolder.path)) ?? [] where name.hasSuffix(".lock") && name != "\(worker).lock" {
+                guard let lock = try RunFolderLock.take(folder: workersFolder, name: name, purpose: "capfilt run --new-run") else {
+                    throw PipelineError("worker \(name.dropLast(5)) of \(outputFolder.path) is running; stop every worker before --new-run discards the job")
+                }
+                held.append(lock)
+            }
             guard let lock = try RunFolderLock.take(folder: outputFolder, name: Merge.lockName, purpose: "capfilt run --new-run") else {
                 throw PipelineError("another capfilt process is merging \(outputFolder.path); wait for it before discarding the run")
             }
-            for name in Self.ownedNames where name != Merge.lockName {
+            for name in Self.ownedNames where name != Merge.lockName && name != Self.workersFolderName {
                 try? fm.removeItem(at: outputFolder.appendingPathComponent(name))
             }
             lock.release()
+            held.forEach { $0.release() }
         }
-        let workersFolder = outputFolder.appendingPathComponent(Self.workersFolderName)
-        try fm.createDirectory(at: workersFolder, withIntermediateDirectories: true)
-        guard let lock = try RunFolderLock.take(folder: workersFolder, name: "\(worker).lock", purpose: "capfilt run \(specPath) --worker \(worker)") else {
-            throw PipelineError("worker \(worker) of \(outputFolder.path) is already running on this host. Each worker index runs once: give this one another --worker, or wait for the other to finish (`capfilt status \(outputFolder.path)`).")
-        }
-        workerLock = lock
         holder = LeaseHolder.current(worker: worker, workers: workers)
 
         let captionFolder = try ModelFolder(url: spec.resolve(spec.captioner.model))
@@ -108,6 +125,19 @@ public final class PipelineRun: @unchecked Sendable {
                                           captionerSHA256: try captionFolder.weightsDigest(),
                                           filterSHA256: try filterFolder.weightsDigest())
         plan = try JobPlan.createOrVerify(folder: outputFolder, spec: spec, identity: identity, log: log)
+        corpus = try CorpusReader(spec: spec.input, baseDirectory: spec.baseDirectory, maxMemberSize: spec.maxMemberBytes)
+        guard corpus.sourceCount == plan.sources.count else {
+            throw PipelineError("the input now has \(corpus.sourceCount) sources, the job was planned with \(plan.sources.count). Restore the input, or start over with --new-run.")
+        }
+        // This worker's unfinished units: their image and sidecar files must be as their ledgers recorded them.
+        for u in plan.units.indices {
+            let unit = UnitFolder(runFolder: outputFolder, unit: u)
+            guard let attempt = unit.latestAttempt(), unit.holder(attempt)?.worker == worker,
+                  fm.fileExists(atPath: unit.ledgerURL(attempt).path), !fm.fileExists(atPath: unit.resultURL.path) else { continue }
+            try InputIdentity.verifyFiles(of: try Ledger(path: unit.ledgerURL(attempt).path))
+        }
+        let count = plan.units.count
+        claimOrder = stride(from: worker, to: count, by: workers).map { $0 } + (0..<count).filter { $0 % workers != worker }
         KillPoint.pass("before-model-load")
         if stop.isSet { throw CancellationError() }
         log("loading models")
@@ -150,7 +180,8 @@ public final class PipelineRun: @unchecked Sendable {
             defer { keeper.release() }
             counters.update { $0.unit = unit; $0.unitsDone = done.count }
             do {
-                let work = try UnitWork(spec: spec, plan: plan, unit: unit, attempt: attempt, folder: folder, models: models, holder: holder)
+                let work = try UnitWork(spec: spec, plan: plan, corpus: corpus, unit: unit, attempt: attempt, folder: folder,
+                                        models: models, holder: holder)
                 guard try work.run(stop: stop, counters: counters, progress: progress) else { return .interrupted }
                 done.insert(unit)
                 counters.update { $0.unitsFinished += 1; $0.unitsDone = done.count }
@@ -170,32 +201,59 @@ public final class PipelineRun: @unchecked Sendable {
 
     /// The next unit to work on, claimed: this worker's own unfinished attempt (a re-run resumes it), else a
     /// unit no one has started (this worker's share first: units ≡ worker mod workers), else one whose lease
-    /// expired (a new attempt). nil when every unit is done or held by a live worker.
+    /// expired (a new attempt). nil when every unit is done or held by a live worker. Each unit is looked at
+    /// about once while units are left to start, so claiming costs O(units) over the whole job.
     func claimNext(done: inout Set<Int>) throws -> (unit: Int, attempt: Int)? {
-        let count = plan.units.count
-        let order = stride(from: worker, to: count, by: workers).map { $0 } + (0..<count).filter { $0 % workers != worker }
-        var pending: [Int] = [], stale: [(Int, Int)] = []
-        for unit in order where !done.contains(unit) {
+        if !resumeChecked {
+            resumeChecked = true
+            for unit in claimOrder {
+                let folder = UnitFolder(runFolder: outputFolder, unit: unit)
+                switch UnitState.of(folder, leaseSeconds: leaseSeconds) {
+                case .done: done.insert(unit)
+                case .held(let attempt, let holder?, _, let isStale) where isOwn(holder, stale: isStale):
+                    try folder.reclaim(attempt, holder: self.holder)
+                    log("resuming unit \(JobPlan.unitName(unit)) (attempt \(attempt))")
+                    return (unit, attempt)
+                default: break
+                }
+            }
+        }
+        while cursor < claimOrder.count {
+            let unit = claimOrder[cursor]
+            cursor += 1
+            guard !done.contains(unit) else { continue }
             let folder = UnitFolder(runFolder: outputFolder, unit: unit)
             switch UnitState.of(folder, leaseSeconds: leaseSeconds) {
             case .done: done.insert(unit)
-            case .pending: pending.append(unit)
-            case .held(let attempt, let holder, _, let isStale):
-                if holder?.worker == worker && (isStale || holder?.pid == getpid()) {
+            case .pending: if try folder.claim(1, holder: holder) { return (unit, 1) }
+            case .held: break  // looked at again below once nothing is left to start
+            }
+        }
+        for unit in claimOrder where !done.contains(unit) {
+            let folder = UnitFolder(runFolder: outputFolder, unit: unit)
+            switch UnitState.of(folder, leaseSeconds: leaseSeconds) {
+            case .done: done.insert(unit)
+            case .pending: if try folder.claim(1, holder: holder) { return (unit, 1) }
+            case .held(let attempt, let holder, _, let isStale) where isStale || holder.map({ isOwn($0, stale: false) }) == true:
+                if let holder, isOwn(holder, stale: isStale) {
+                    // Our own earlier process's attempt (it died after this one started): resume it.
                     try folder.reclaim(attempt, holder: self.holder)
                     log("resuming unit \(JobPlan.unitName(unit)) (attempt \(attempt))")
                     return (unit, attempt)
                 }
-                if isStale { stale.append((unit, attempt)) }
+                if try folder.claim(attempt + 1, holder: self.holder) {
+                    log("taking over unit \(JobPlan.unitName(unit)) whose holder died or stalled (attempt \(attempt + 1))")
+                    return (unit, attempt + 1)
+                }
+            case .held: break
             }
         }
-        for unit in pending where try UnitFolder(runFolder: outputFolder, unit: unit).claim(1, holder: holder) {
-            return (unit, 1)
-        }
-        for (unit, attempt) in stale where try UnitFolder(runFolder: outputFolder, unit: unit).claim(attempt + 1, holder: holder) {
-            log("taking over unit \(JobPlan.unitName(unit)) from an expired lease (attempt \(attempt + 1))")
-            return (unit, attempt + 1)
-        }
         return nil
+    }
+
+    /// Whether an attempt is this worker's to resume: its index's, and its holder gone (or this very process,
+    /// whose earlier run of the job ended: one process runs one worker index at a time).
+    private func isOwn(_ holder: LeaseHolder, stale: Bool) -> Bool {
+        holder.worker == worker && (stale || (holder.pid == getpid() && holder.host == self.holder.host))
     }
 }

@@ -16,6 +16,8 @@ public final class RunFolderLock: @unchecked Sendable {
     /// Another process holds the lock; `description` names it and says what to do.
     public struct Busy: Error, CustomStringConvertible {
         public let description: String
+        /// What the holder wrote: "pid 123: capfilt run spec.yaml, since ...".
+        public let holder: String?
     }
 
     /// The lock on `folder/name`, or nil when another process holds it.
@@ -36,7 +38,7 @@ public final class RunFolderLock: @unchecked Sendable {
             let holder = Self.holder(fd)
             close(fd)
             if busy {
-                throw Busy(description: "another capfilt process is using \(folder.path)\(holder.map { " (\($0))" } ?? ""). One process works on a run folder at a time: wait for it to finish (`capfilt status \(folder.path)` shows progress) or stop it, then run this again.")
+                throw Busy(description: "another capfilt process is using \(folder.path)\(holder.map { " (\($0))" } ?? ""). One process works on a run folder at a time: wait for it to finish (`capfilt status \(folder.path)` shows progress) or stop it, then run this again.", holder: holder)
             }
             throw PipelineError("cannot lock \(path) (\(reason)); the output folder's file system must support file locks")
         }

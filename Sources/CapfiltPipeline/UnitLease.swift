@@ -132,9 +132,10 @@ enum UnitState {
 /// batch keeps its unit; only a stopped or dead process lets it expire.
 final class LeaseKeeper: @unchecked Sendable {
     private let current = Locked<(folder: UnitFolder, attempt: Int)?>(nil)
-    private let lost = Locked<Bool>(false)
     private let period: Double
     private let stopped = Locked(false)
+    /// Signalled by `stop()`, so the thread wakes at once instead of at the end of its period.
+    private let wake = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
 
     init(leaseSeconds: Double) {
@@ -142,17 +143,15 @@ final class LeaseKeeper: @unchecked Sendable {
         let thread = Thread { [self] in
             defer { done.signal() }
             while !stopped.value {
-                Thread.sleep(forTimeInterval: period)
-                if let (folder, attempt) = current.value {
-                    do { try folder.renew(attempt) } catch { lost.update { $0 = true } }
-                }
+                if wake.wait(timeout: .now() + period) == .success { break }
+                // A lost lease is noticed by the unit's next commit (UnitFolder.check), which stops the work.
+                if let (folder, attempt) = current.value { try? folder.renew(attempt) }
             }
         }
         thread.start()
     }
 
     func hold(_ folder: UnitFolder, attempt: Int) {
-        lost.update { $0 = false }
         current.update { $0 = (folder, attempt) }
     }
 
@@ -160,6 +159,7 @@ final class LeaseKeeper: @unchecked Sendable {
 
     func stop() {
         stopped.update { $0 = true }
+        wake.signal()
         done.wait()
     }
 }

@@ -98,11 +98,14 @@ final class UnitWork: @unchecked Sendable {
     let models: Models
     let ledger: Ledger
     let holder: LeaseHolder
+    let corpus: CorpusReader
     private let ingestor: Ingestor
 
-    init(spec: PipelineSpec, plan: JobPlan, unit: Int, attempt: Int, folder: UnitFolder, models: Models, holder: LeaseHolder) throws {
+    init(spec: PipelineSpec, plan: JobPlan, corpus: CorpusReader, unit: Int, attempt: Int, folder: UnitFolder, models: Models,
+         holder: LeaseHolder) throws {
         self.spec = spec
         self.plan = plan
+        self.corpus = corpus
         self.unit = unit
         self.attempt = attempt
         self.folder = folder
@@ -134,7 +137,7 @@ final class UnitWork: @unchecked Sendable {
         let reader = Thread { [self] in
             defer { readerDone.signal() }
             do {
-                let samples = try plan.openUnit(unit, spec: spec)
+                let samples = plan.openUnit(unit, corpus: corpus)
                 var batch: [(Int, InputSample)] = []
                 func flush() throws {
                     defer { batch = [] }

@@ -58,7 +58,7 @@ struct StatusCommand: ParsableCommand {
         if case .int(let eta)? = s["eta_seconds"] { out += String(format: ", ETA %dh%02dm%02ds", eta / 3600, eta % 3600 / 60, eta % 60) }
         out += "\n"
         out += "  by stage        " + dict(s["stages"]).map { "\($0.0) \($0.1)" }.joined(separator: ", ") + "\n"
-        out += "  by status       " + dict(s["statuses"]).map { "\($0.0) \($0.1)" }.joined(separator: ", ") + "\n"
+        out += "  by status       (as the units recorded them) " + dict(s["statuses"]).map { "\($0.0) \($0.1)" }.joined(separator: ", ") + "\n"
         let reasons = dict(s["reasons"])
         if !reasons.isEmpty {
             out += "  reasons\n" + reasons.map { "    \($0.0.padding(toLength: 26, withPad: " ", startingAt: 0)) \($0.1)\n" }.joined()
@@ -72,7 +72,12 @@ struct StatusCommand: ParsableCommand {
         }
         out += "  filter: web texts \(rate(int(s["web_texts_kept"]), int(s["web_texts_scored"]))), synthetic captions \(rate(int(s["synthetic_kept"]), int(s["synthetic_scored"])))\n"
         if case .bool(let complete)? = s["merge_complete"] {
-            out += "  merged dataset  \(int(s["shards_written"])) shards\(complete ? ", complete" : ", not complete")\n"
+            out += "  merged dataset  \(int(s["shards_written"])) shards\(complete ? ", complete" : ", not complete")"
+            if case .object(let d)? = s["dataset"] {
+                out += ": " + ["kept", "filtered", "failed", "duplicate"].map { "\($0) \(int(d[$0]))" }.joined(separator: ", ")
+                    + " (duplicates across units counted)"
+            }
+            out += "\n"
         }
         if case .array(let damaged)? = s["shards_damaged"], !damaged.isEmpty {
             out += "  damaged shards  \(damaged.count); `capfilt merge \(folder.path)` writes them again\n"

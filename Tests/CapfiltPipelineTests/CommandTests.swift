@@ -21,7 +21,7 @@ final class CommandTests: XCTestCase {
         XCTAssertEqual((summary?["stages"] as? [String: Int])?["done"], corpus.expectations.count)
         let reasons = summary?["reasons"] as? [String: Int] ?? [:]
         for expected in Set(corpus.expectations.compactMap(\.failure)) { XCTAssertNotNil(reasons[expected], expected) }
-        XCTAssertEqual(summary?["export_complete"] as? Bool, true)
+        XCTAssertEqual(summary?["merge_complete"] as? Bool, true)
 
         let before = try corpus.outputFiles()
         try FileManager.default.removeItem(at: corpus.output.appendingPathComponent("shards"))
