@@ -97,7 +97,13 @@ find_victim() {
 wait_for 120 "a RUNNING task holding a unit" find_victim
 say "task ${job}_$victim is RUNNING and holds unit $victim_unit (capfilt pid $victim_pid): scancel ${job}_$victim"
 scancel "${job}_$victim" || fail "scancel ${job}_$victim failed"
-is_cancelled() { [ "$(state "${job}_$victim")" = CANCELLED ]; }
+is_cancelled() {
+  case $(state "${job}_$victim") in
+    CANCELLED) return 0 ;;
+    COMPLETED|FAILED) fail "task ${job}_$victim ended $(state "${job}_$victim") before the scancel reached it (the job ran too fast to cancel a task mid-run)" ;;
+  esac
+  return 1
+}
 wait_for 90 "task ${job}_$victim CANCELLED" is_cancelled
 capfilt_gone() { ! kill -0 "$victim_pid" 2>/dev/null; }
 wait_for 60 "capfilt of the cancelled task (pid $victim_pid) exited" capfilt_gone
@@ -173,4 +179,5 @@ echo "  merged by   ${merged_by:-?}"
 echo "  dataset     $result, same as the one-process run"
 echo "  work folder $dir"
 for p in "${problems[@]}"; do echo "  FAILED      $p"; done
+[ ${#problems[@]} -eq 0 ] || { echo "----- $log1"; cat "$log1"; } >&2
 [ ${#problems[@]} -eq 0 ]
