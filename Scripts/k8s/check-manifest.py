@@ -5,6 +5,10 @@
     python3 Scripts/k8s/check-manifest.py --commands [MANIFEST]
         prints, one line per index, the environment and command line each pod of the Indexed Job runs
         (JOB_COMPLETION_INDEX=i capfilt run ...), to run them on one machine as a test
+    python3 Scripts/k8s/check-manifest.py --facts [MANIFEST]
+        prints what a stand-in for the Job controller needs, as KEY=VALUE lines: completions, parallelism,
+        backoff_limit_per_index, ignored_exit_codes (podFailurePolicy Ignore rules), termination_grace_seconds,
+        and shared_mount=PATH for each PersistentVolumeClaim the capfilt container mounts (Scripts/k8s/test-indexed-job.sh)
 
 1. Parses every YAML document and checks what capfilt needs of the Indexed Job: batch/v1 Job,
    completionMode Indexed, completions/parallelism/backoffLimitPerIndex/maxFailedIndexes consistent,
@@ -236,14 +240,35 @@ def commands(docs: list) -> int:
     return 0
 
 
+def facts(docs: list) -> int:
+    for job in (d for d in docs if d.get("kind") == "Job"):
+        spec = job.get("spec") or {}
+        ignored = [v for r in get(spec, "podFailurePolicy.rules") or [] if r.get("action") == "Ignore"
+                   for v in get(r, "onExitCodes.values") or [] if get(r, "onExitCodes.operator") == "In"]
+        print(f"completions={spec.get('completions', 1)}")
+        print(f"parallelism={spec.get('parallelism', 1)}")
+        print(f"backoff_limit_per_index={spec.get('backoffLimitPerIndex', '')}")
+        print(f"ignored_exit_codes={' '.join(str(v) for v in ignored)}")
+        print(f"termination_grace_seconds={get(spec, 'template.spec.terminationGracePeriodSeconds', 30)}")
+        volumes = {v.get("name"): v for v in get(spec, "template.spec.volumes") or []}
+        for c in get(spec, "template.spec.containers") or []:
+            if "run" in [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]:
+                for m in c.get("volumeMounts") or []:
+                    if get(volumes.get(m.get("name")) or {}, "persistentVolumeClaim") is not None:
+                        print(f"shared_mount={m.get('mountPath')}")
+    return 0
+
+
 def main() -> int:
     args = sys.argv[1:]
-    want_commands = "--commands" in args
-    args = [a for a in args if a != "--commands"]
+    mode = next((a for a in args if a in ("--commands", "--facts")), None)
+    args = [a for a in args if a not in ("--commands", "--facts")]
     path = Path(args[0]) if args else Path(__file__).with_name("capfilt-job.yaml")
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    if want_commands:
+    if mode == "--commands":
         return commands(docs)
+    if mode == "--facts":
+        return facts(docs)
     pvcs = {get(d, "metadata.name"): d for d in docs if d.get("kind") == "PersistentVolumeClaim"}
     jobs = [d for d in docs if d.get("kind") == "Job"]
     if not jobs:
