@@ -6,7 +6,7 @@
 //     -> CapfiltTensor (tensors, BLAS, fused ops)
 //     -> CapfiltWeights (safetensors, torch zip+pickle, strict loading)
 //     -> CapfiltBLIP (vision/text towers, heads, generation)
-//     -> CapfiltPipeline (spec, ledger, staged run, export)
+//     -> CapfiltPipeline (spec, job plan and leases, per-unit ledgers and staged runs, merge)
 //     -> capfilt (command line)
 //   Leaves beside them: CapfiltImage (decode, Pillow-exact resize), CapfiltText (WordPiece),
 //   CapfiltWebDataset (tar shards), CapfiltDigest (SHA-256), CapfiltStore (SQLite),

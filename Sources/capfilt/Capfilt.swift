@@ -5,7 +5,7 @@ import ArgumentParser
 struct Capfilt: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "capfilt",
-        abstract: "BLIP CapFilt for image-text corpora: caption, filter, export.",
+        abstract: "BLIP CapFilt for image-text corpora: caption, filter, merge, on one machine or many.",
         subcommands: [RunCommand.self, StatusCommand.self, MergeCommand.self, EvalCommand.self, CaptionCommand.self, ScoreCommand.self, BenchCommand.self]
     )
 }

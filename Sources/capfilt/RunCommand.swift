@@ -9,7 +9,7 @@ import Foundation
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Caption, filter and export a corpus as a pipeline spec describes.",
+        abstract: "Caption, filter and merge a corpus as a pipeline spec describes (one worker of the job).",
         discussion: """
             The job is split into units (one per input shard, one per input.block_size samples of a list or folder).
             Workers sharing the output folder claim units with leases, checkpoint every stage of a unit in its own
