@@ -11,8 +11,8 @@ units=${1:-100}
 per=${2:-10000}
 work=local/bench-merge
 rm -rf "$work" && mkdir -p "$work/data"
-swift build -c release --product capfilt >&2
-bin=$PWD/.build/release/capfilt
+# CAPFILT=path uses that binary instead of building one.
+if [ -n "${CAPFILT:-}" ]; then bin=$(realpath "$CAPFILT"); else swift build -c release --product capfilt >&2; bin=$PWD/.build/release/capfilt; fi
 python3 - "$work/data" "$units" <<'PY'
 import io, sys, tarfile
 out, units = sys.argv[1], int(sys.argv[2])

@@ -17,8 +17,8 @@ mode=${1:-curve}
 n=${2:-100000}
 shard=${3:-10000}
 work=local/bench-scale
-swift build -c release --product capfilt >&2
-bin=$PWD/.build/release/capfilt
+# CAPFILT=path uses that binary instead of building one.
+if [ -n "${CAPFILT:-}" ]; then bin=$(realpath "$CAPFILT"); else swift build -c release --product capfilt >&2; bin=$PWD/.build/release/capfilt; fi
 
 make_corpus() {  # $1 folder, $2 samples, $3 per shard
   rm -rf "$1" && mkdir -p "$1/data"

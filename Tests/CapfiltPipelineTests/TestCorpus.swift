@@ -174,6 +174,9 @@ func runCapfilt(_ arguments: [String], environment: [String: String] = [:]) thro
     p.standardOutput = out
     p.standardError = err
     try p.run()
+    // Our copies of the write ends must go, or the reads below never see the end of the file.
+    try? out.fileHandleForWriting.close()
+    try? err.fileHandleForWriting.close()
     // Read both pipes at once: one filling up while the other is read would block the child.
     let stdoutData = Locked<Data>(Data())
     let group = DispatchGroup()
