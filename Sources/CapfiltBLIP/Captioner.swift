@@ -70,7 +70,7 @@ public final class BLIPCaptioner: Sendable {
         guard maxLength <= config.text.maxPositionEmbeddings else {
             throw BLIPError.sequenceTooLong(length: maxLength, limit: config.text.maxPositionEmbeddings)
         }
-        let images = (0..<b).map { decoder.imageKeyValues(imageEmbeddings.data + $0 * n * dv, tokens: n) }
+        let images = decoder.imageKeyValues(imageEmbeddings.data, images: b, tokens: n)
         if options.numBeams > 1 {
             return beamSearch(images: images, prompt: prompt, maxLength: maxLength, options: options)
         }

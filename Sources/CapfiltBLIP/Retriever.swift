@@ -81,11 +81,17 @@ public final class BLIPRetriever: Sendable {
         let lengths = all.map(\.count)
 
         // ITM: cross-attention to each row's image (K/V once per image), classifier on [CLS].
-        var rowImages: [Text.ImageKeyValues] = []
-        for (i, imageTexts) in texts.enumerated() where !imageTexts.isEmpty {
-            let keyValues = encoder.imageKeyValues(imageEmbeddings.data + i * n * dv, tokens: n)
-            rowImages += Array(repeating: keyValues, count: imageTexts.count)
+        // The images that have texts, side by side, so their K/V are one product per layer.
+        let scored = texts.indices.filter { !texts[$0].isEmpty }
+        let gathered = scored.count == b ? imageEmbeddings : Tensor(zeros: [scored.count, n, dv])
+        if scored.count < b {
+            for (slot, i) in scored.enumerated() {
+                (gathered.data + slot * n * dv).update(from: imageEmbeddings.data + i * n * dv, count: n * dv)
+            }
         }
+        let keyValues = encoder.imageKeyValues(gathered.data, images: scored.count, tokens: n)
+        var rowImages: [Text.ImageKeyValues] = []
+        for (slot, i) in scored.enumerated() { rowImages += Array(repeating: keyValues[slot], count: texts[i].count) }
         let workspace = Text.Workspace()  // both passes: the ITM hidden states are used up before the ITC pass
         let itmHidden = encoder.forward(ids: ids, rows: r, tokens: longest, cache: encoder.makeCache(rows: r, capacity: longest),
                                         images: rowImages, causal: false, validLengths: lengths, workspace: workspace)

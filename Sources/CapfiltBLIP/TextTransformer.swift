@@ -147,16 +147,26 @@ public final class TextTransformer: Sendable {
     /// Cross-attention keys and values of one image, for every layer.
     /// - imageEmbeds: `(N, Dv)` rows of one image's embeddings.
     public func imageKeyValues(_ imageEmbeds: UnsafePointer<Float>, tokens n: Int) -> Text.ImageKeyValues {
+        imageKeyValues(imageEmbeds, images: 1, tokens: n)[0]
+    }
+
+    /// Cross-attention keys and values of B images, for every layer: one product of all their tokens per layer
+    /// and projection (B·N rows), each image's keys and values a view of its rows.
+    /// - imageEmbeds: `(B, N, Dv)`.
+    public func imageKeyValues(_ imageEmbeds: UnsafePointer<Float>, images b: Int, tokens n: Int) -> [Text.ImageKeyValues] {
         let c = config.hiddenSize, dv = config.encoderHiddenSize
-        var keys: [Tensor] = [], values: [Tensor] = []
+        var keys: [[Tensor]] = Array(repeating: [], count: b), values: [[Tensor]] = Array(repeating: [], count: b)
         for layer in layers {
             guard let cross = layer.crossAttention else { break }
-            let k = Tensor(zeros: [n, c]), v = Tensor(zeros: [n, c])
-            Ops.linear(imageEmbeds, rows: n, ldx: dv, weight: cross.keyWeight, bias: cross.keyBias, into: k.data, ldy: c)
-            Ops.linear(imageEmbeds, rows: n, ldx: dv, weight: cross.valueWeight, bias: cross.valueBias, into: v.data, ldy: c)
-            keys.append(k); values.append(v)
+            let k = Tensor(zeros: [b * n, c]), v = Tensor(zeros: [b * n, c])
+            Ops.linear(imageEmbeds, rows: b * n, ldx: dv, weight: cross.keyWeight, bias: cross.keyBias, into: k.data, ldy: c)
+            Ops.linear(imageEmbeds, rows: b * n, ldx: dv, weight: cross.valueWeight, bias: cross.valueBias, into: v.data, ldy: c)
+            for img in 0..<b {
+                keys[img].append(Tensor(borrowing: k.data + img * n * c, shape: [n, c], owner: k))
+                values[img].append(Tensor(borrowing: v.data + img * n * c, shape: [n, c], owner: v))
+            }
         }
-        return Text.ImageKeyValues(keys: keys, values: values)
+        return (0..<b).map { Text.ImageKeyValues(keys: keys[$0], values: values[$0]) }
     }
 
     /// A cache for `rows` sequences of up to `capacity` tokens.
@@ -195,6 +205,7 @@ public final class TextTransformer: Sendable {
         let context = ws.buffer(.context, n * c), delta = ws.buffer(.delta, n * c)
         let i = config.intermediateSize, hidden = ws.buffer(.feedForward, n * i)
         let imageTokens = images?.first?.tokens ?? 0
+        precondition(images.map { list in list.allSatisfy { $0.tokens == imageTokens } } ?? true, "text forward: images of different lengths")
         let scores = ws.buffer(.scores, Attention.scoresCount(queries: t, keys: max(start + t, imageTokens)))
         let scaling = AttentionScaling.text(headDim: hd)
         let total = start + t
@@ -209,35 +220,35 @@ public final class TextTransformer: Sendable {
                 let slot = row * cache.capacity * c + start * c
                 (cacheK.data + slot).update(from: kNew + row * t * c, count: t * c)
                 (cacheV.data + slot).update(from: vNew + row * t * c, count: t * c)
-                Attention.multiHead(
-                    q: q + row * t * c, ldq: c,
-                    k: cacheK.data + row * cache.capacity * c, ldk: c,
-                    v: cacheV.data + row * cache.capacity * c, ldv: c,
-                    queries: t, keys: total, heads: config.numAttentionHeads, headDim: hd, scaling: scaling,
-                    causalOffset: causal ? start : nil, validKeys: validLengths.map { start + $0[row] },
-                    scores: scores, out: context + row * t * c, ldo: c)
             }
+            // Attention over rows × heads: each row's queries against its cached keys and values.
+            let selfSequences = (0..<r).map { row in
+                AttentionSequence(q: q + row * t * c, k: cacheK.data + row * cache.capacity * c,
+                                  v: cacheV.data + row * cache.capacity * c, out: context + row * t * c,
+                                  validKeys: validLengths.map { start + $0[row] })
+            }
+            Attention.multiHead(selfSequences, ldq: c, ldk: c, ldv: c, ldo: c, queries: t, keys: total,
+                                heads: config.numAttentionHeads, headDim: hd, scaling: scaling,
+                                causalOffset: causal ? start : nil, scores: scores)
             residualBlock(context, width: c, weight: sa.outputWeight, bias: sa.outputBias, normWeight: sa.normWeight,
                           normBias: sa.normBias, x: x, delta: delta, rows: n)
 
             // Cross-attention to the row's image (no mask: every image token is visible).
             if let images, let ca = layer.crossAttention {
                 Ops.linear(x, rows: n, ldx: c, weight: ca.queryWeight, bias: ca.queryBias, into: q, ldy: c)
-                for row in 0..<r {
-                    let image = images[row]
-                    Attention.multiHead(
-                        q: q + row * t * c, ldq: c, k: image.keys[l].data, ldk: c, v: image.values[l].data, ldv: c,
-                        queries: t, keys: image.tokens, heads: config.numAttentionHeads, headDim: hd, scaling: scaling,
-                        scores: scores, out: context + row * t * c, ldo: c)
+                let crossSequences = (0..<r).map { row in
+                    AttentionSequence(q: q + row * t * c, k: images[row].keys[l].data, v: images[row].values[l].data,
+                                      out: context + row * t * c)
                 }
+                Attention.multiHead(crossSequences, ldq: c, ldk: c, ldv: c, ldo: c, queries: t, keys: imageTokens,
+                                    heads: config.numAttentionHeads, headDim: hd, scaling: scaling, scores: scores)
                 residualBlock(context, width: c, weight: ca.outputWeight, bias: ca.outputBias, normWeight: ca.normWeight,
                               normBias: ca.normBias, x: x, delta: delta, rows: n)
             }
 
             // Feed-forward.
             Ops.linear(x, rows: n, ldx: c, weight: layer.intermediateWeight, bias: layer.intermediateBias,
-                       into: hidden, ldy: i)
-            Ops.gelu(hidden, count: n * i)
+                       into: hidden, ldy: i, then: .gelu)
             residualBlock(hidden, width: i, weight: layer.outputWeight, bias: layer.outputBias, normWeight: layer.normWeight,
                           normBias: layer.normBias, x: x, delta: delta, rows: n)
         }
@@ -251,8 +262,7 @@ public final class TextTransformer: Sendable {
                                normWeight: Tensor, normBias: Tensor,
                                x: UnsafeMutablePointer<Float>, delta: UnsafeMutablePointer<Float>, rows n: Int) {
         let c = config.hiddenSize
-        Ops.linear(input, rows: n, ldx: width, weight: weight, bias: bias, into: delta, ldy: c)
-        for j in 0..<(n * c) { x[j] += delta[j] }
+        Ops.linear(input, rows: n, ldx: width, weight: weight, bias: bias, into: delta, ldy: c, then: .residual(x, ld: c))
         Ops.layerNorm(x, rows: n, width: c, gamma: normWeight, beta: normBias, eps: config.layerNormEps, into: x)
     }
 }
@@ -286,8 +296,7 @@ public final class LanguageModelHead: Sendable {
     public func logits(_ hidden: UnsafePointer<Float>, rows m: Int, ld: Int, workspace ws: Text.Workspace) -> UnsafeMutablePointer<Float> {
         let c = transformWeight.dim(0), v = decoderWeight.dim(0)
         let t = ws.buffer(.transform, m * c)
-        Ops.linear(hidden, rows: m, ldx: ld, weight: transformWeight, bias: transformBias, into: t, ldy: c)
-        Ops.gelu(t, count: m * c)
+        Ops.linear(hidden, rows: m, ldx: ld, weight: transformWeight, bias: transformBias, into: t, ldy: c, then: .gelu)
         Ops.layerNorm(t, rows: m, width: c, gamma: normWeight, beta: normBias, eps: eps, into: t)
         let out = ws.buffer(.logits, m * v)
         Ops.linear(t, rows: m, ldx: c, weight: decoderWeight, bias: decoderBias, into: out, ldy: v)

@@ -99,38 +99,29 @@ public final class VisionTransformer: Sendable {
         let hidden = Tensor(zeros: [rows, config.intermediateSize])
         let scores = Tensor(zeros: [Attention.scoresCount(queries: n, keys: n)])
         let scaling = AttentionScaling.vision(headDim: hd)
+        // Attention runs over images × heads: each image's Q | K | V rows of qkv and its rows of context.
+        let images = (0..<b).map { img in
+            let base = qkv.data + img * n * 3 * d
+            return AttentionSequence(q: base, k: base + d, v: base + 2 * d, out: context.data + img * n * d)
+        }
         for layer in layers {
             Ops.layerNorm(x.data, rows: rows, width: d, gamma: layer.norm1Weight, beta: layer.norm1Bias,
                           eps: config.layerNormEps, into: h.data)
             Ops.linear(h.data, rows: rows, ldx: d, weight: layer.qkvWeight, bias: layer.qkvBias, into: qkv.data, ldy: 3 * d)
-            for img in 0..<b {
-                let base = qkv.data + img * n * 3 * d
-                Attention.multiHead(q: base, ldq: 3 * d, k: base + d, ldk: 3 * d, v: base + 2 * d, ldv: 3 * d,
-                                    queries: n, keys: n, heads: config.numAttentionHeads, headDim: hd,
-                                    scaling: scaling, scores: scores.data,
-                                    out: context.data + img * n * d, ldo: d)
-            }
+            Attention.multiHead(images, ldq: 3 * d, ldk: 3 * d, ldv: 3 * d, ldo: d, queries: n, keys: n,
+                                heads: config.numAttentionHeads, headDim: hd, scaling: scaling, scores: scores.data)
+            // x += context · Wᵀ + b, the residual added per block as it is computed.
             Ops.linear(context.data, rows: rows, ldx: d, weight: layer.projectionWeight, bias: layer.projectionBias,
-                       into: delta.data, ldy: d)
-            add(delta, into: x)
+                       into: delta.data, ldy: d, then: .residual(x.data, ld: d))
             Ops.layerNorm(x.data, rows: rows, width: d, gamma: layer.norm2Weight, beta: layer.norm2Bias,
                           eps: config.layerNormEps, into: h.data)
             Ops.linear(h.data, rows: rows, ldx: d, weight: layer.fc1Weight, bias: layer.fc1Bias,
-                       into: hidden.data, ldy: config.intermediateSize)
-            Ops.gelu(hidden.data, count: hidden.count)
+                       into: hidden.data, ldy: config.intermediateSize, then: .gelu)
             Ops.linear(hidden.data, rows: rows, ldx: config.intermediateSize, weight: layer.fc2Weight, bias: layer.fc2Bias,
-                       into: delta.data, ldy: d)
-            add(delta, into: x)
+                       into: delta.data, ldy: d, then: .residual(x.data, ld: d))
         }
         Ops.layerNorm(x.data, rows: rows, width: d, gamma: postNormWeight, beta: postNormBias,
                       eps: config.layerNormEps, into: x.data)
         return x
     }
-}
-
-/// `x += delta`, element-wise (the residual connection, added after the sub-block as PyTorch does).
-@inline(__always)
-func add(_ delta: Tensor, into x: Tensor) {
-    precondition(delta.count <= x.count)
-    for i in 0..<delta.count { x.data[i] += delta.data[i] }
 }

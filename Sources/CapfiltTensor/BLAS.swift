@@ -1,13 +1,34 @@
 // The only file that imports OpenBLAS. Raw pointers and CBLAS enums stay here; the rest of the
 // code calls `BLAS.gemm` with row-major semantics spelled out.
 //
-// Threads: capfilt owns them. OpenBLAS runs single-threaded inside each call and `gemm` splits a large product
-// into a fixed number of slices of output columns (or rows) that the engine's threads share. Nothing spins
-// between GEMMs (OpenBLAS's own pool busy-waits, competing with the row-parallel ops and the attention heads
-// for the same cores), and the slices do not depend on the thread count, so neither do the results: every
-// slice is one OpenBLAS call of the same shape whatever the number of threads.
+// Threads: capfilt owns them. OpenBLAS runs single-threaded inside each call and `gemm` cuts a large product
+// into pieces, blocks of output rows × columns whose sizes depend on the product's shape alone (`tiling`),
+// that the engine's threads take one at a time. Nothing spins between GEMMs (OpenBLAS's own pool busy-waits,
+// competing with the row-parallel ops and the attention heads for the same cores), and because every piece
+// is one OpenBLAS call of the same shape whatever the number of threads, the results do not depend on it.
 import COpenBLAS
-import Dispatch
+
+/// How `BLAS.gemm` cuts `C (m, n)` into pieces: blocks of `rowBlock` rows × `columnBlock` columns (the last
+/// ones in each direction may be shorter), each computed by one OpenBLAS call over the full K. A pure function
+/// of the shape (`BLAS.tiling`), so the pieces, and with them the results, are the same on any thread count.
+public struct GemmTiling: Equatable, Sendable, CustomStringConvertible {
+    public let m: Int, n: Int
+    public let rowBlock: Int, columnBlock: Int
+
+    public var rowBlocks: Int { (m + rowBlock - 1) / rowBlock }
+    public var columnBlocks: Int { (n + columnBlock - 1) / columnBlock }
+    /// Pieces the threads can share.
+    public var pieces: Int { rowBlocks * columnBlocks }
+
+    /// The rows and columns of C that piece `p` computes, row-block-major: consecutive pieces share a block of
+    /// A's rows, which stays in cache between them.
+    public func piece(_ p: Int) -> (rows: Range<Int>, columns: Range<Int>) {
+        let r = p / columnBlocks, c = p % columnBlocks
+        return (r * rowBlock..<min(m, (r + 1) * rowBlock), c * columnBlock..<min(n, (c + 1) * columnBlock))
+    }
+
+    public var description: String { "\(rowBlocks)×\(columnBlocks) blocks of \(rowBlock)×\(columnBlock)" }
+}
 
 public enum BLAS {
     nonisolated(unsafe) private static var engineThreads: Int = {
@@ -16,8 +37,8 @@ public enum BLAS {
         return max(1, cores)
     }()
 
-    /// Threads the engine computes on (GEMM blocks, attention heads, row-parallel ops). Set it once at
-    /// start-up, before any model work; the default is every core OpenBLAS sees.
+    /// Threads the engine computes on (GEMM pieces, attention heads, row-parallel ops). Set it once at
+    /// start-up, before any model work; the default is every core OpenBLAS sees. Results do not depend on it.
     public static var threads: Int {
         get { engineThreads }
         set { engineThreads = max(1, newValue); openblas_set_num_threads(1) }
@@ -25,6 +46,7 @@ public enum BLAS {
 
     /// OpenBLAS's own description of its build and kernel, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH ... Haswell".
     public static var configuration: String {
+        _ = engineThreads
         guard let c = openblas_get_config() else { return "OpenBLAS" }
         let core = openblas_get_corename().map { String(cString: $0) } ?? "?"
         return String(cString: c) + " (core: \(core))"
@@ -33,9 +55,54 @@ public enum BLAS {
     /// Products below this many multiply-adds run as one call on the calling thread. A tuning knob (tests set
     /// it to 0 to split even the tiny fixture models); where a product splits never changes its result.
     nonisolated(unsafe) public static var splitThreshold = 1 << 21
-    /// A split product is always cut into this many parts (12 divides evenly among 1, 2, 3, 4 or 6 threads),
-    /// whatever the thread count: few enough that re-packing the shared operand per part costs under 1%.
-    public static let parts = 12
+    /// A split product offers at least this many pieces (where its shape allows blocks of 4 × 4), so a
+    /// machine with that many cores has work for all of them.
+    public static let minimumPieces = 64
+    /// Largest blocks of a product with more than `thinRows` rows: bigger products get more pieces, not
+    /// bigger ones. About 0.1 GFLOP at K = 768, so the re-packing of A's and B's blocks that OpenBLAS does in
+    /// every call stays a few percent of the arithmetic.
+    public static let maximumBlock = (rows: 288, columns: 384)
+    /// Products with at most this many rows (decoding: batch × beams) are cut by columns only (each weight is
+    /// read once), at most
+    /// `thinColumnBlock` wide: A is a few rows, cheap to re-pack, and narrow calls stream B's rows from memory
+    /// faster than wide ones (one row: 26 GB/s in 64-column calls against 7 GB/s in one call, on this
+    /// project's development machine).
+    public static let thinRows = 32
+    public static let thinColumnBlock = 64
+
+    /// The pieces `gemm` cuts `C (m, n)` into for a product with inner dimension `k`. Depends on the shape and
+    /// `splitThreshold` only, never on the thread count.
+    ///
+    /// Blocks start at the largest size (`maximumBlock`, or `thinColumnBlock` columns of every row for a thin
+    /// product) and, while there are fewer than `minimumPieces`, the longer side of the block is cut into one
+    /// more part, which keeps blocks square-ish: that is the least re-packing for a given number of pieces.
+    /// Sides are multiples of 4 rows and of 16 columns (4 once a block is narrower than 32), the units of the
+    /// kernels' register tiles.
+    public static func tiling(m: Int, n: Int, k: Int) -> GemmTiling {
+        let whole = GemmTiling(m: m, n: n, rowBlock: max(m, 1), columnBlock: max(n, 1))
+        guard m > 0, n > 0, m * n * k >= max(splitThreshold, 1), m * n > 1 else { return whole }
+        func side(_ length: Int, _ parts: Int, unit: Int) -> Int {
+            let even = (length + parts - 1) / parts
+            return min(length, (even + unit - 1) / unit * unit)
+        }
+        func columns(_ parts: Int) -> Int { let c = side(n, parts, unit: 16); return c >= 32 ? c : side(n, parts, unit: 4) }
+        let thin = m <= thinRows
+        var rowParts = thin ? 1 : (m + maximumBlock.rows - 1) / maximumBlock.rows
+        var columnParts = (n + (thin ? thinColumnBlock : maximumBlock.columns) - 1) / (thin ? thinColumnBlock : maximumBlock.columns)
+        var tiling = GemmTiling(m: m, n: n, rowBlock: side(m, rowParts, unit: 4), columnBlock: columns(columnParts))
+        while tiling.pieces < minimumPieces {
+            let canCutColumns = tiling.columnBlock > 4, canCutRows = !thin && tiling.rowBlock > 4
+            if canCutColumns && (tiling.columnBlock >= tiling.rowBlock || !canCutRows) {
+                columnParts += 1
+            } else if canCutRows {
+                rowParts += 1
+            } else {
+                break
+            }
+            tiling = GemmTiling(m: m, n: n, rowBlock: side(m, rowParts, unit: 4), columnBlock: columns(columnParts))
+        }
+        return tiling
+    }
 
     /// Row-major `C = alpha · op(A) · op(B) + beta · C`, with `op(X) = Xᵀ` when the flag is set.
     ///
@@ -43,6 +110,8 @@ public enum BLAS {
     /// - `b`: `(k, n)` if not transposed, else `(n, k)`; leading dimension `ldb`.
     /// - `c`: `(m, n)`; leading dimension `ldc`.
     /// - parallel: false inside work that is already spread over the threads (one attention head).
+    /// - epilogue: called on the same thread right after each piece with the rows and columns of C it wrote,
+    ///   while they are in cache (bias, activation, residual); it must touch only those elements.
     public static func gemm(
         transA: Bool = false, transB: Bool = false,
         m: Int, n: Int, k: Int,
@@ -51,36 +120,18 @@ public enum BLAS {
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0,
         c: UnsafeMutablePointer<Float>, ldc: Int,
-        parallel: Bool = true
+        parallel: Bool = true,
+        epilogue: ((_ rows: Range<Int>, _ columns: Range<Int>) -> Void)? = nil
     ) {
         let threads = engineThreads  // first touch also makes OpenBLAS single-threaded
-        guard parallel, m * n * k >= splitThreshold, max(m, n) > 16 else {
-            call(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-            return
+        let tiling = parallel ? tiling(m: m, n: n, k: k) : GemmTiling(m: m, n: n, rowBlock: max(m, 1), columnBlock: max(n, 1))
+        Parallel.forEachPiece(tiling.pieces, workers: threads) { p, _ in
+            let (rows, columns) = tiling.piece(p)
+            let r = rows.lowerBound, j = columns.lowerBound
+            call(transA, transB, rows.count, columns.count, k, alpha,
+                 a + (transA ? r : r * lda), lda, b + (transB ? j * ldb : j), ldb, beta, c + r * ldc + j, ldc)
+            epilogue?(rows, columns)
         }
-        // Cut the longer output side into `parts` slices, multiples of 16 (the kernels' widest unroll).
-        let byColumns = n >= m
-        let length = byColumns ? n : m
-        let slice = ((length + parts - 1) / parts + 15) / 16 * 16
-        let shared = UncheckedSendable((a, b, c))
-        // Contiguous runs of parts per worker; each part is its own call, so its shape never changes (with one
-        // thread too: the same calls, one after another).
-        let workers = min(threads, parts)
-        let run: @Sendable (Int) -> Void = { w in
-            let (a, b, c) = shared.value
-            for part in (w * parts / workers)..<((w + 1) * parts / workers) {
-                let lo = part * slice, hi = min(length, lo + slice)
-                if lo >= hi { continue }
-                if byColumns {
-                    call(transA, transB, m, hi - lo, k, alpha, a, lda,
-                         b + (transB ? lo * ldb : lo), ldb, beta, c + lo, ldc)
-                } else {
-                    call(transA, transB, hi - lo, n, k, alpha, a + (transA ? lo : lo * lda), lda,
-                         b, ldb, beta, c + lo * ldc, ldc)
-                }
-            }
-        }
-        if workers == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
     }
 
     @inline(__always)

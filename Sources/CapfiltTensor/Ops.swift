@@ -3,34 +3,57 @@
 import Foundation
 
 public enum Ops {
-    /// `y = x · Wᵀ + b`, the PyTorch `nn.Linear` layout.
+    /// What `linear` does to each block of its output right after computing it, while it is in cache.
+    public enum Epilogue {
+        case none
+        /// `y = gelu(y)` (exact erf GELU, as `gelu`).
+        case gelu
+        /// `r += y` into `r (M, N)` with leading dimension `ld`, `y` kept too: a residual connection, added
+        /// after the sub-block as PyTorch does.
+        case residual(UnsafeMutablePointer<Float>, ld: Int)
+    }
+
+    /// `y = x · Wᵀ + b`, the PyTorch `nn.Linear` layout, then the epilogue.
     ///
     /// - x: `(M, K)` rows with leading dimension `ldx` (≥ K), so column slices of a wider buffer work.
     /// - weight: `(N, K)`, stored [out, in] as PyTorch does.
     /// - bias: `(N)` or nil.
     /// - y: `(M, N)` with leading dimension `ldy`.
     /// - accumulate: add into `y` (a fused residual) instead of overwriting it.
+    ///
+    /// Rounding is that of the unfused steps (product, then `+ b`, then the epilogue), so fusing changes no bit.
     public static func linear(
         _ x: UnsafePointer<Float>, rows m: Int, ldx: Int,
         weight: Tensor, bias: Tensor?,
-        into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false
+        into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false,
+        then epilogue: Epilogue = .none
     ) {
         let n = weight.dim(0), k = weight.dim(1)
         precondition(ldx >= k && ldy >= n, "linear: leading dimensions too small")
-        // W is (N, K) row-major; we need x · Wᵀ, so B = W with transB.
-        BLAS.gemm(transB: true, m: m, n: n, k: k,
-                  a: x, lda: ldx, b: weight.data, ldb: k,
-                  beta: accumulate ? 1 : 0, c: y, ldc: ldy)
-        if let bias {
-            precondition(bias.count == n, "linear: bias \(bias.shape) for \(n) outputs")
-            let b = bias.data
-            Parallel.rows(m, work: m * n) { range in
-                for i in range {
-                    let row = y + i * ldy
-                    for j in 0..<n { row[j] += b[j] }
+        precondition(bias.map { $0.count == n } ?? true, "linear: bias \(bias?.shape ?? []) for \(n) outputs")
+        let b = bias?.data
+        let finish: ((Range<Int>, Range<Int>) -> Void)?
+        if b == nil, case .none = epilogue {
+            finish = nil
+        } else {
+            finish = { rows, columns in
+                for i in rows {
+                    let row = y + i * ldy + columns.lowerBound, width = columns.count
+                    if let b { let bias = b + columns.lowerBound; for j in 0..<width { row[j] += bias[j] } }
+                    switch epilogue {
+                    case .none: break
+                    case .gelu: geluRow(row, count: width)
+                    case .residual(let r, let ld):
+                        let target = r + i * ld + columns.lowerBound
+                        for j in 0..<width { target[j] += row[j] }
+                    }
                 }
             }
         }
+        // W is (N, K) row-major; we need x · Wᵀ, so B = W with transB.
+        BLAS.gemm(transB: true, m: m, n: n, k: k,
+                  a: x, lda: ldx, b: weight.data, ldb: k,
+                  beta: accumulate ? 1 : 0, c: y, ldc: ldy, epilogue: finish)
     }
 
     /// Row-wise LayerNorm with biased variance, as `torch.nn.LayerNorm`: `(x − μ) / sqrt(σ² + eps) · γ + β`.
@@ -59,15 +82,22 @@ public enum Ops {
     public static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
         let chunk = 4096
         Parallel.rows((count + chunk - 1) / chunk, work: count * 8) { range in
-            var i = range.lowerBound * chunk
-            let end = min(count, range.upperBound * chunk)
-            while i < end {
-                let lanes = min(VectorMath.width, end - i)
-                let v = VectorMath.load(x + i, count: lanes)
-                let erf = VectorMath.erf(v * 0.70710678118654752440)
-                VectorMath.store(v * 0.5 * (1 + erf), x + i, count: lanes)
-                i += lanes
-            }
+            let start = range.lowerBound * chunk
+            geluRow(x + start, count: min(count, range.upperBound * chunk) - start)
+        }
+    }
+
+    /// GELU of `count` consecutive floats in place on this thread. Lanes are independent, so each element gets
+    /// the same value wherever it falls in a vector.
+    @inline(__always)
+    static func geluRow(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i < count {
+            let lanes = min(VectorMath.width, count - i)
+            let v = VectorMath.load(x + i, count: lanes)
+            let erf = VectorMath.erf(v * 0.70710678118654752440)
+            VectorMath.store(v * 0.5 * (1 + erf), x + i, count: lanes)
+            i += lanes
         }
     }
 
