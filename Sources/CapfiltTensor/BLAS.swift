@@ -7,6 +7,7 @@
 // competing with the row-parallel ops and the attention heads for the same cores), and because every piece
 // is one OpenBLAS call of the same shape whatever the number of threads, the results do not depend on it.
 import COpenBLAS
+import Foundation
 
 /// How `BLAS.gemm` cuts `C (m, n)` into pieces: blocks of `rowBlock` rows × `columnBlock` columns (the last
 /// ones in each direction may be shorter), each computed by one OpenBLAS call over the full K. A pure function
@@ -30,6 +31,14 @@ public struct GemmTiling: Equatable, Sendable, CustomStringConvertible {
     public var description: String { "\(rowBlocks)×\(columnBlocks) blocks of \(rowBlock)×\(columnBlock)" }
 }
 
+/// The library that computes an fp32 product's pieces.
+public enum GemmBackend: String, Sendable, CaseIterable {
+    /// OpenBLAS `cblas_sgemm`: the reference path.
+    case openBLAS = "openblas"
+    /// oneDNN `dnnl_sgemm`.
+    case oneDNN = "onednn"
+}
+
 public enum BLAS {
     nonisolated(unsafe) private static var engineThreads: Int = {
         let cores = Int(openblas_get_num_threads())  // OpenBLAS's default: the cores it can use
@@ -50,6 +59,22 @@ public enum BLAS {
         guard let c = openblas_get_config() else { return "OpenBLAS" }
         let core = openblas_get_corename().map { String(cString: $0) } ?? "?"
         return String(cString: c) + " (core: \(core))"
+    }
+
+    /// The fp32 backend for every product, or nil for the choice by shape (`backend(m:n:k:)`). Read from
+    /// `CAPFILT_FP32_GEMM` (`openblas`, `onednn`, `auto`) at start-up; tests set it. Set it before model work:
+    /// which library computes a product changes its last bits (the thread count still does not).
+    nonisolated(unsafe) public static var fp32Backend: GemmBackend? =
+        ProcessInfo.processInfo.environment["CAPFILT_FP32_GEMM"].flatMap { GemmBackend(rawValue: $0.lowercased()) }
+
+    /// Which library computes the fp32 product `(m, n, k)`, by measurement on this project's development
+    /// machine (BENCHMARKS.md, "GEMM backends"): oneDNN for products of more than `thinRows` rows, whose pieces
+    /// (and attention's per-head Q·Kᵀ) it runs 1.1–1.8x faster than OpenBLAS, which re-packs more per call;
+    /// OpenBLAS for the thin products of decoding, where its small-matrix kernels are 1.3–1.7x faster. A pure
+    /// function of the shape, so a run computes the same bytes every time.
+    public static func backend(m: Int, n: Int, k: Int) -> GemmBackend {
+        if let fp32Backend { return fp32Backend }
+        return m > thinRows ? .oneDNN : .openBLAS
     }
 
     /// Products below this many multiply-adds run as one call on the calling thread. A tuning knob (tests set
@@ -125,12 +150,35 @@ public enum BLAS {
     ) {
         let threads = engineThreads  // first touch also makes OpenBLAS single-threaded
         let tiling = parallel ? tiling(m: m, n: n, k: k) : GemmTiling(m: m, n: n, rowBlock: max(m, 1), columnBlock: max(n, 1))
+        let oneDNN = backend(m: m, n: n, k: k) == .oneDNN
         Parallel.forEachPiece(tiling.pieces, workers: threads) { p, _ in
             let (rows, columns) = tiling.piece(p)
             let r = rows.lowerBound, j = columns.lowerBound
-            call(transA, transB, rows.count, columns.count, k, alpha,
-                 a + (transA ? r : r * lda), lda, b + (transB ? j * ldb : j), ldb, beta, c + r * ldc + j, ldc)
+            let pa = a + (transA ? r : r * lda), pb = b + (transB ? j * ldb : j), pc = c + r * ldc + j
+            if oneDNN {
+                OneDNN.sgemm(transA, transB, rows.count, columns.count, k, alpha, pa, lda, pb, ldb, beta, pc, ldc)
+            } else {
+                call(transA, transB, rows.count, columns.count, k, alpha, pa, lda, pb, ldb, beta, pc, ldc)
+            }
             epilogue?(rows, columns)
+        }
+    }
+
+    /// Row-major `C = A · Bᵀ` in int8 with int32 sums (oneDNN, AVX-512 VNNI), cut into the same pieces as an
+    /// fp32 product of its shape.
+    ///
+    /// - a: `(m, k)`; b: `(n, k)`, a linear layer's weight; c: `(m, n)` with leading dimension `ldc`.
+    /// - epilogue: as for `gemm`, called with each piece's rows and columns right after it.
+    static func gemmInt8(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Int8>, lda: Int, b: UnsafePointer<Int8>, ldb: Int,
+        c: UnsafeMutablePointer<Int32>, ldc: Int, epilogue: (_ rows: Range<Int>, _ columns: Range<Int>) -> Void
+    ) {
+        let tiling = tiling(m: m, n: n, k: k)
+        Parallel.forEachPiece(tiling.pieces, workers: engineThreads) { p, _ in
+            let (rows, columns) = tiling.piece(p)
+            let r = rows.lowerBound, j = columns.lowerBound
+            OneDNN.gemmInt8(rows.count, columns.count, k, a + r * lda, lda, b + j * ldb, ldb, c + r * ldc + j, ldc)
+            epilogue(rows, columns)
         }
     }
 

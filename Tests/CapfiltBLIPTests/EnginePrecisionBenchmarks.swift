@@ -1,0 +1,20 @@
+// The engine's timings in reduced precision (Scripts/bench_engine.sh --precisions int8), apart from
+// EngineBenchmarks.swift because that file also runs on older revisions, which have no precision modes.
+import Foundation
+import XCTest
+@testable import CapfiltBLIP
+import CapfiltTensor
+
+extension EngineBenchmarks {
+    func testEngineTimingsInReducedPrecision() throws {
+        let (captioner, filter) = try folders()
+        let precisions = (ProcessInfo.processInfo.environment["CAPFILT_BENCH_PRECISIONS"] ?? "")
+            .split(separator: ",").compactMap { Precision(rawValue: String($0)) }
+        if precisions.isEmpty { throw XCTSkip("set CAPFILT_BENCH_PRECISIONS (Scripts/bench_engine.sh --precisions does)") }
+        let label = ProcessInfo.processInfo.environment["CAPFILT_BENCH_LABEL"] ?? "current"
+        for precision in precisions {
+            try measure(captioner: captioner.loadCaptioner(precision: precision),
+                        retriever: filter?.loadRetriever(precision: precision), label: "\(label) \(precision.rawValue)")
+        }
+    }
+}
