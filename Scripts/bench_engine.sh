@@ -36,7 +36,7 @@ build() {  # build the release test bundle in folder $1 (testable imports need -
 run() {  # run test $2 of folder $1 with label $3 and fp32 backend $4
   (cd "$1" && CAPFILT_BENCH_CAPTIONER="$captioner" CAPFILT_BENCH_FILTER="$filter" CAPFILT_BENCH_LABEL="$3" \
     CAPFILT_FP32_GEMM="$4" CAPFILT_BENCH_PRECISIONS="$precisions" \
-    swift test -c release --skip-build --filter "EngineBenchmarks/$2" 2>&1 | { grep '^BENCH ' || true; } | sed 's/^BENCH //')
+    swift test -c release --skip-build --filter "EngineBenchmarks/$2\$" 2>&1 | { grep '^BENCH ' || true; } | sed 's/^BENCH //')
 }
 
 build .

@@ -78,10 +78,18 @@ public enum Ops {
             BLAS.gemmInt8(m: m, n: n, k: k, a: q, lda: k, b: weight.values, ldb: k,
                           c: sums.assumingMemoryBound(to: Int32.self), ldc: ldy) { rows, columns in
                 for i in rows {
-                    let offset = (i * ldy) * 4, s = rowScales[i]
-                    for j in columns {
-                        let sum = sums.load(fromByteOffset: offset + j * 4, as: Int32.self)
-                        sums.storeBytes(of: Float(sum) * (s * columnScales[j]), toByteOffset: offset + j * 4, as: Float.self)
+                    let row = sums + i * ldy * 4, s = rowScales[i], lanes = VectorMath.Lanes(repeating: s)
+                    var j = columns.lowerBound
+                    while j + VectorMath.width <= columns.upperBound {
+                        let ints = row.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Int32>.self)
+                        let scales = UnsafeRawPointer(columnScales + j).loadUnaligned(as: VectorMath.Lanes.self)
+                        row.storeBytes(of: VectorMath.Lanes(ints) * (lanes * scales), toByteOffset: j * 4, as: VectorMath.Lanes.self)
+                        j += VectorMath.width
+                    }
+                    while j < columns.upperBound {
+                        let sum = row.load(fromByteOffset: j * 4, as: Int32.self)
+                        row.storeBytes(of: Float(sum) * (s * columnScales[j]), toByteOffset: j * 4, as: Float.self)
+                        j += 1
                     }
                 }
                 finish?(rows, columns)

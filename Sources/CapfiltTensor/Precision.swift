@@ -90,15 +90,17 @@ enum Quantize {
             return 1
         }
         let scale = amax / 127, inverse = VectorMath.Lanes(repeating: 127 / amax)
-        // Adding and subtracting 1.5·2²³ rounds to the nearest integer, ties to even, in plain SSE2 (|v| ≤ 127).
+        // Adding 1.5·2²³ rounds to the nearest integer, ties to even, in plain SSE2 (|v| ≤ 127), and leaves that
+        // integer in the low bits of the float (0x4B400000 + n): its low byte is n as an Int8. No Float-to-Int
+        // conversion, which Swift checks lane by lane.
         let magic = VectorMath.Lanes(repeating: 12_582_912)
         j = 0
         while j < count {
             let lanes = min(VectorMath.width, count - j)
             let v = VectorMath.load(x + j, count: lanes) * inverse
-            let r = (v + magic) - magic
-            let clamped = r.replacing(with: 127, where: r .> 127).replacing(with: -127, where: r .< -127)
-            let n = SIMD16<Int8>(truncatingIfNeeded: SIMD16<Int32>(clamped))
+            let clamped = v.replacing(with: 127, where: v .> 127).replacing(with: -127, where: v .< -127)
+            let bits = unsafeBitCast(clamped + magic, to: SIMD16<UInt32>.self)
+            let n = unsafeBitCast(SIMD16<UInt8>(truncatingIfNeeded: bits), to: SIMD16<Int8>.self)
             if lanes == VectorMath.width {
                 UnsafeMutableRawPointer(q + j).storeBytes(of: n, as: SIMD16<Int8>.self)
             } else {

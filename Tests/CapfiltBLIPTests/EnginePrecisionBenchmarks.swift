@@ -17,4 +17,14 @@ extension EngineBenchmarks {
                         retriever: filter?.loadRetriever(precision: precision), label: "\(label) \(precision.rawValue)")
         }
     }
+
+    /// The agreement table of BENCHMARKS.md: each reduced precision against fp32 on every decodable demo sample.
+    func testDemoWorldAgreement() throws {
+        let precisions = (ProcessInfo.processInfo.environment["CAPFILT_BENCH_PRECISIONS"] ?? "")
+            .split(separator: ",").compactMap { Precision(rawValue: String($0)) }
+        if precisions.isEmpty { throw XCTSkip("set CAPFILT_BENCH_PRECISIONS (Scripts/bench_engine.sh --precisions does)") }
+        for precision in precisions {
+            print("BENCH {\"agreement\": \"\(precision.rawValue) vs fp32, demo world\", \"figures\": \"\(try DemoWorldAgreement.measure(precision))\"}")
+        }
+    }
 }

@@ -85,6 +85,23 @@ final class PrecisionTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(Double(divergence.reduce(0, +)) / Double(max(divergence.count, 1)), 4)
     }
 
+    /// On the demo world, whose tiny models are trained, int8 must make the decisions fp32 makes and still meet
+    /// the demo's quality bar (DemoQualityTests: ≥ 95% of correct web texts kept and of wrong ones dropped,
+    /// ≥ 90% of synthetic captions exactly right; here with greedy captions on the first 24 samples, all of them in BENCHMARKS.md).
+    func testInt8AgreesWithFP32OnTheDemoWorld() throws {
+        do { try Precision.int8.requireSupport() } catch { throw XCTSkip("\(error)") }
+        let a = try DemoWorldAgreement.measure(.int8, limit: 24)
+        print("[precision] int8 vs fp32 on the demo world: \(a)")
+        XCTAssertGreaterThanOrEqual(Double(a.keepIdentical) / Double(a.keepDecisions), 0.99)
+        XCTAssertGreaterThanOrEqual(Double(a.greedyIdentical) / Double(a.samples), 0.95)
+        XCTAssertGreaterThanOrEqual(Double(a.beamIdentical) / Double(a.samples), 0.95)
+        XCTAssertLessThan(a.itmMaxDiff, 0.05)
+        XCTAssertLessThan(a.itcMaxDiff, 0.05)
+        XCTAssertGreaterThanOrEqual(Double(a.correctWebKept[1]) / Double(a.correctWeb), 0.95)
+        XCTAssertGreaterThanOrEqual(Double(a.wrongWebDropped[1]) / Double(a.wrongWeb), 0.95)
+        XCTAssertGreaterThanOrEqual(Double(a.exactCaptions[1]) / Double(a.samples), 0.90)
+    }
+
     /// int8 results, like fp32 ones, are the same bytes on any thread count.
     func testInt8ResultsDoNotDependOnTheThreadCount() throws {
         do { try Precision.int8.requireSupport() } catch { throw XCTSkip("\(error)") }
