@@ -9,7 +9,7 @@
 #   --baseline REV     also time REV (built in a worktree under .build/, with this tree's EngineBenchmarks.swift)
 #   --backends LIST    fp32 GEMM backends to time this tree with (CAPFILT_FP32_GEMM): auto,openblas,onednn
 #                      (default: auto)
-#   --precisions LIST  reduced precisions to time this tree in as well, e.g. int8
+#   --precisions LIST  reduced precisions to time this tree in as well, e.g. int8, and their agreement with fp32
 #   e.g. Scripts/bench_engine.sh --baseline cd9a337 --rounds 2 local/full/caption-st local/full/itm-st
 # Environment: CAPFILT_BENCH_THREADS (default "1,2"), CAPFILT_BENCH_REPEATS (default 5), and what the engine
 # reads (OPENBLAS_CORETYPE, ...).
@@ -54,3 +54,6 @@ for _ in $(seq "$rounds"); do
   for backend in ${backends//,/ }; do run . testEngineTimings "current $head fp32 $backend" "$backend"; done
   [ -z "$precisions" ] || run . testEngineTimingsInReducedPrecision "current $head" auto
 done
+# Agreement of each reduced precision with fp32: the demo world (trained tiny models, every sample) and these
+# models on the fixture images.
+[ -z "$precisions" ] || run . testDemoWorldAgreement "current $head" auto

@@ -40,19 +40,29 @@ struct DemoWorldAgreement: CustomStringConvertible {
                 .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
         }
         let labels = Dictionary(uniqueKeysWithValues: try lines("labels.jsonl").map { ($0["key"] as! String, $0) })
-        let captionFolder = try ModelFolder(url: demoFolder.appendingPathComponent("models/captioner"))
-        let filterFolder = try ModelFolder(url: demoFolder.appendingPathComponent("models/filter"))
+        let list = try lines("list.jsonl").map { (corpus.appendingPathComponent($0["image"] as! String), $0["caption"] as? String ?? "", labels[$0["key"] as! String] ?? [:]) }
+        return try measure(precision, captioner: demoFolder.appendingPathComponent("models/captioner"),
+                           filter: demoFolder.appendingPathComponent("models/filter"), samples: list, limit: limit)
+    }
+
+    /// Compares `precision` with fp32 on `samples` (image file, web text, demo label or empty), in batches of 8;
+    /// samples whose label has no reference caption (corrupt files) or whose image does not decode are skipped
+    /// when labels are given.
+    static func measure(_ precision: Precision, captioner captionerURL: URL, filter filterURL: URL,
+                        samples list: [(URL, String, [String: Any])], limit: Int = .max) throws -> DemoWorldAgreement {
+        let captionFolder = try ModelFolder(url: captionerURL)
+        let filterFolder = try ModelFolder(url: filterURL)
         let captioners = [try captionFolder.loadCaptioner(), try captionFolder.loadCaptioner(precision: precision)]
         let filters = [try filterFolder.loadRetriever(), try filterFolder.loadRetriever(precision: precision)]
 
         // Decodable samples with a reference caption (corrupt files have none).
         var samples: [(pixels: [Float], filterPixels: [Float], web: String, label: [String: Any])] = []
-        for entry in try lines("list.jsonl") where samples.count < limit {
-            guard let label = labels[entry["key"] as! String], let reference = label["reference_caption"] as? String, !reference.isEmpty,
-                  let bytes = try? [UInt8](Data(contentsOf: corpus.appendingPathComponent(entry["image"] as! String))),
+        for (url, web, label) in list where samples.count < limit {
+            guard label.isEmpty || !((label["reference_caption"] as? String) ?? "").isEmpty,
+                  let bytes = try? [UInt8](Data(contentsOf: url)),
                   let pixels = try? captionFolder.pixelValues(imageBytes: bytes),
                   let filterPixels = try? filterFolder.pixelValues(imageBytes: bytes) else { continue }
-            samples.append((pixels, filterPixels, entry["caption"] as? String ?? "", label))
+            samples.append((pixels, filterPixels, web, label))
         }
 
         var result = DemoWorldAgreement()
@@ -88,6 +98,11 @@ struct DemoWorldAgreement: CustomStringConvertible {
                 let (a, b) = (webScores[0][i], webScores[1][i])
                 result.itmMaxDiff = max(result.itmMaxDiff, abs(a.itm - b.itm))
                 result.itcMaxDiff = max(result.itcMaxDiff, abs(a.itc - b.itc))
+                for t in 0..<2 {
+                    result.keepDecisions += 1
+                    if (scores[0][2 * i + t].itm >= 0.5) == (scores[1][2 * i + t].itm >= 0.5) { result.keepIdentical += 1 }
+                }
+                if sample.label.isEmpty { continue }
                 let matches = sample.label["web_text_matches"] as? Bool ?? false
                 if matches { result.correctWeb += 1 } else { result.wrongWeb += 1 }
                 for p in 0..<2 {
@@ -96,10 +111,6 @@ struct DemoWorldAgreement: CustomStringConvertible {
                     if !matches && !keepWeb { result.wrongWebDropped[p] += 1 }
                     let caption = captionFolder.tokenizer.decode(greedy[p][i], skipSpecialTokens: true)
                     if caption == sample.label["reference_caption"] as? String { result.exactCaptions[p] += 1 }
-                }
-                for t in 0..<2 {
-                    result.keepDecisions += 1
-                    if (scores[0][2 * i + t].itm >= 0.5) == (scores[1][2 * i + t].itm >= 0.5) { result.keepIdentical += 1 }
                 }
             }
         }
