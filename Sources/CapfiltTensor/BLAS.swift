@@ -41,10 +41,43 @@ public enum GemmBackend: String, Sendable, CaseIterable {
 
 public enum BLAS {
     nonisolated(unsafe) private static var engineThreads: Int = {
+        kernelChoice = chooseKernels()
         let cores = Int(openblas_get_num_threads())  // OpenBLAS's default: the cores it can use
         openblas_set_num_threads(1)
         return max(1, cores)
     }()
+
+    /// What `chooseKernels` did, for `configuration`.
+    nonisolated(unsafe) private static var kernelChoice: String?
+
+    /// OpenBLAS 0.3.21 (Debian 12's) does not know CPUs released after it (Sapphire and Emerald Rapids, for
+    /// one) and then falls back to its Prescott kernels, SSE3 only: 4–5x slower sgemm on an AVX-512 machine
+    /// (OpenBLAS fixed this in 0.3.25, PR 4268). When that happened and the user did not choose a core with
+    /// OPENBLAS_CORETYPE, pick the newest kernels the CPU's instruction sets allow, the way OPENBLAS_CORETYPE
+    /// would have, through OpenBLAS's own re-initialisation, before any BLAS call. Returns what it did.
+    private static func chooseKernels() -> String? {
+        guard getenv("OPENBLAS_CORETYPE") == nil,
+              let current = openblas_get_corename().map({ String(cString: $0) }), current.lowercased() == "prescott",
+              let quit = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "gotoblas_dynamic_quit"),  // RTLD_DEFAULT
+              let initialise = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "gotoblas_dynamic_init"),
+              let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        else { return nil }
+        let flags = Set(line.split(separator: " ").map(String.init))
+        let avx512: Set = ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]
+        let core: String
+        if flags.isSuperset(of: avx512.union(["avx512_bf16"])) { core = "Cooperlake" }
+        else if flags.isSuperset(of: avx512) { core = "SkylakeX" }
+        else if flags.isSuperset(of: ["avx2", "fma"]) { core = "Haswell" }
+        else { return nil }
+        typealias Hook = @convention(c) () -> Void
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        unsafeBitCast(quit, to: Hook.self)()
+        unsafeBitCast(initialise, to: Hook.self)()
+        unsetenv("OPENBLAS_CORETYPE")
+        let now = openblas_get_corename().map { String(cString: $0) } ?? "?"
+        return "OpenBLAS chose \(current) for this CPU; capfilt selected \(now)"
+    }
 
     /// Threads the engine computes on (GEMM pieces, attention heads, row-parallel ops). Set it once at
     /// start-up, before any model work; the default is every core OpenBLAS sees. Results do not depend on it.
@@ -58,7 +91,7 @@ public enum BLAS {
         _ = engineThreads
         guard let c = openblas_get_config() else { return "OpenBLAS" }
         let core = openblas_get_corename().map { String(cString: $0) } ?? "?"
-        return String(cString: c) + " (core: \(core))"
+        return String(cString: c) + " (core: \(core))" + (kernelChoice.map { "; \($0)" } ?? "")
     }
 
     /// The fp32 backend for every product, or nil for the choice by shape (`backend(m:n:k:)`). Read from
@@ -211,6 +244,7 @@ public enum BLAS {
         transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        _ = engineThreads  // the kernels are chosen on first touch
         call(false, transB, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
     }
 }
