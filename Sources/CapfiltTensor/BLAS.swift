@@ -1,16 +1,18 @@
 // The only file that imports OpenBLAS. Raw pointers and CBLAS enums stay here; the rest of the
-// code calls `BLAS.gemm` with row-major semantics spelled out.
+// code calls `BLAS.gemm` with row-major semantics spelled out, and `gemm` picks OpenBLAS or oneDNN
+// (OneDNN.swift) per product shape.
 //
-// Threads: capfilt owns them. OpenBLAS runs single-threaded inside each call and `gemm` cuts a large product
-// into pieces, blocks of output rows × columns whose sizes depend on the product's shape alone (`tiling`),
-// that the engine's threads take one at a time. Nothing spins between GEMMs (OpenBLAS's own pool busy-waits,
-// competing with the row-parallel ops and the attention heads for the same cores), and because every piece
-// is one OpenBLAS call of the same shape whatever the number of threads, the results do not depend on it.
+// Threads: capfilt owns them. The libraries run single-threaded inside each call and `gemm` cuts a large
+// product into pieces, blocks of output rows × columns whose sizes depend on the product's shape alone
+// (`tiling`), that the engine's threads take one at a time. Nothing spins between GEMMs (OpenBLAS's own pool
+// busy-waits, competing with the row-parallel ops and the attention heads for the same cores), and because
+// every piece is one library call of the same shape whatever the number of threads, the results do not
+// depend on it.
 import COpenBLAS
 import Foundation
 
 /// How `BLAS.gemm` cuts `C (m, n)` into pieces: blocks of `rowBlock` rows × `columnBlock` columns (the last
-/// ones in each direction may be shorter), each computed by one OpenBLAS call over the full K. A pure function
+/// ones in each direction may be shorter), each computed by one GEMM call over the full K. A pure function
 /// of the shape (`BLAS.tiling`), so the pieces, and with them the results, are the same on any thread count.
 public struct GemmTiling: Equatable, Sendable, CustomStringConvertible {
     public let m: Int, n: Int
@@ -117,8 +119,8 @@ public enum BLAS {
     /// machine with that many cores has work for all of them.
     public static let minimumPieces = 64
     /// Largest blocks of a product with more than `thinRows` rows: bigger products get more pieces, not
-    /// bigger ones. About 0.1 GFLOP at K = 768, so the re-packing of A's and B's blocks that OpenBLAS does in
-    /// every call stays a few percent of the arithmetic.
+    /// bigger ones. About 0.1 GFLOP at K = 768, so the re-packing of A's and B's blocks that the libraries do
+    /// in every call stays a few percent of the arithmetic.
     public static let maximumBlock = (rows: 288, columns: 384)
     /// Products with at most this many rows (decoding: batch × beams) are cut by columns only (each weight is
     /// read once), at most

@@ -22,6 +22,7 @@ public enum Ops {
     /// - accumulate: add into `y` (a fused residual) instead of overwriting it.
     ///
     /// Rounding is that of the unfused steps (product, then `+ b`, then the epilogue), so fusing changes no bit.
+    /// A weight with a reduced-precision copy (`Tensor.reduce(to:)`) runs in that precision instead.
     public static func linear(
         _ x: UnsafePointer<Float>, rows m: Int, ldx: Int,
         weight: Tensor, bias: Tensor?,
