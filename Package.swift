@@ -1,8 +1,8 @@
 // swift-tools-version:6.0
-// capfilt: BLIP CapFilt for web-scale image-text corpora, in Swift on OpenBLAS.
+// capfilt: BLIP CapFilt for web-scale image-text corpora, in Swift on OpenBLAS and oneDNN.
 //
 // Layers point one way (see ARCHITECTURE.md):
-//   C libraries (COpenBLAS, CSQLite, CImageCodecs, CSnappy, CZstd, CZlib)
+//   C libraries (COpenBLAS, CDNNL, CSQLite, CImageCodecs, CSnappy, CZstd, CZlib)
 //     -> CapfiltTensor (tensors, BLAS, fused ops)
 //     -> CapfiltWeights (safetensors, torch zip+pickle, strict loading)
 //     -> CapfiltBLIP (vision/text towers, heads, generation)
@@ -30,13 +30,15 @@ let package = Package(
         .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // oneDNN 2.6 (no pkg-config file in Debian's package; headers and library in the default paths).
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         // libjpeg and libpng report errors with longjmp, which Swift cannot catch: a small C layer does.
         .target(
             name: "CImageCodecs",
             linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("webp")]
         ),
 
-        .target(name: "CapfiltTensor", dependencies: ["COpenBLAS"]),
+        .target(name: "CapfiltTensor", dependencies: ["COpenBLAS", "CDNNL"]),
         .target(name: "CapfiltWeights", dependencies: ["CapfiltTensor", "CapfiltDigest"]),
         .target(name: "CapfiltImage", dependencies: ["CImageCodecs"]),
         .target(name: "CapfiltText"),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages capfilt builds against. Idempotent: does nothing when all are present.
 set -euo pipefail
-packages=(libopenblas-dev libsqlite3-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libsnappy-dev libzstd-dev zlib1g-dev pkg-config)
+packages=(libopenblas-dev libdnnl-dev libsqlite3-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libsnappy-dev libzstd-dev zlib1g-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,9 +14,15 @@ public final class BLIPCaptioner: Sendable {
     let decoder: TextTransformer
     let head: LanguageModelHead
 
-    /// Reads every tensor of a `BlipForConditionalGeneration` state dict, strictly.
-    public init(config: BLIPConfig, weights: StrictWeightReader) throws {
+    /// The arithmetic of the linear layers (`Precision`), chosen at load.
+    public let precision: Precision
+
+    /// Reads every tensor of a `BlipForConditionalGeneration` state dict, strictly, and converts the linear
+    /// layers' weights once if `precision` is not fp32.
+    public init(config: BLIPConfig, weights: StrictWeightReader, precision: Precision = .fp32) throws {
+        try precision.requireSupport()
         self.config = config
+        self.precision = precision
         vision = try VisionTransformer(config: config.vision, weights: weights)
         decoder = try TextTransformer(config: config.text, weights: weights, prefix: "text_decoder.bert.")
         head = try LanguageModelHead(config: config.text, weights: weights, prefix: "text_decoder.cls.predictions.",
@@ -25,6 +31,11 @@ public final class BLIPCaptioner: Sendable {
             throw BLIPError.invalidConfig(path: "text_decoder", reason: "the decoder has no cross-attention weights")
         }
         try weights.finish(ignoring: { $0.hasSuffix(".position_ids") })
+        if precision != .fp32 {
+            vision.reduce(to: precision)
+            decoder.reduce(to: precision)
+            head.reduce(to: precision)
+        }
     }
 
     /// The decoder prompt transformers builds from the processor's ids: `[CLS] prompt [SEP]` with position 0

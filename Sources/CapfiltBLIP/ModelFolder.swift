@@ -3,6 +3,7 @@
 // processor_config.json. Everything is checked up front so a broken folder is one clear message.
 import Foundation
 import CapfiltImage
+import CapfiltTensor
 import CapfiltText
 import CapfiltWeights
 
@@ -31,18 +32,18 @@ public struct ModelFolder: Sendable {
         imageProcessor = BlipImageProcessor(config: processorConfig)
     }
 
-    /// The captioning model (`BlipForConditionalGeneration`).
-    public func loadCaptioner() throws -> BLIPCaptioner {
+    /// The captioning model (`BlipForConditionalGeneration`), its linear layers in `precision`.
+    public func loadCaptioner(precision: Precision = .fp32) throws -> BLIPCaptioner {
         try requireArchitecture(.conditionalGeneration)
         let reader = StrictWeightReader(source: try CheckpointFolder.tensorSource(in: url), requireFinite: true)
-        return try BLIPCaptioner(config: config, weights: reader)
+        return try BLIPCaptioner(config: config, weights: reader, precision: precision)
     }
 
-    /// The image–text matching model (`BlipForImageTextRetrieval`).
-    public func loadRetriever() throws -> BLIPRetriever {
+    /// The image–text matching model (`BlipForImageTextRetrieval`), its towers' linear layers in `precision`.
+    public func loadRetriever(precision: Precision = .fp32) throws -> BLIPRetriever {
         try requireArchitecture(.imageTextRetrieval)
         let reader = StrictWeightReader(source: try CheckpointFolder.tensorSource(in: url), requireFinite: true)
-        return try BLIPRetriever(config: config, weights: reader)
+        return try BLIPRetriever(config: config, weights: reader, precision: precision)
     }
 
     /// SHA-256 of the weight files: the model's identity in run ledgers.

@@ -24,9 +24,16 @@ public final class BLIPRetriever: Sendable {
     let textProjectionWeight: Tensor, textProjectionBias: Tensor      // (E, C), (E)
     let itmWeight: Tensor, itmBias: Tensor                            // (2, C), (2)
 
-    /// Reads every tensor of a `BlipForImageTextRetrieval` state dict, strictly.
-    public init(config: BLIPConfig, weights: StrictWeightReader) throws {
+    /// The arithmetic of the towers' linear layers (`Precision`), chosen at load. The ITC projections and the
+    /// ITM head (a few products of a few rows) stay fp32.
+    public let precision: Precision
+
+    /// Reads every tensor of a `BlipForImageTextRetrieval` state dict, strictly, and converts the towers'
+    /// linear weights once if `precision` is not fp32.
+    public init(config: BLIPConfig, weights: StrictWeightReader, precision: Precision = .fp32) throws {
+        try precision.requireSupport()
         self.config = config
+        self.precision = precision
         let e = config.imageTextHiddenSize, c = config.text.hiddenSize
         vision = try VisionTransformer(config: config.vision, weights: weights)
         encoder = try TextTransformer(config: config.text, weights: weights, prefix: "text_encoder.")
@@ -40,6 +47,10 @@ public final class BLIPRetriever: Sendable {
             throw BLIPError.invalidConfig(path: "text_encoder", reason: "the text encoder has no cross-attention weights, so ITM cannot run")
         }
         try weights.finish(ignoring: { $0.hasSuffix(".position_ids") })
+        if precision != .fp32 {
+            vision.reduce(to: precision)
+            encoder.reduce(to: precision)
+        }
     }
 
     /// Image embeddings `(B, N, Dv)` for `(B, 3, S, S)` pixel values.

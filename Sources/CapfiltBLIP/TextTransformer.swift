@@ -144,6 +144,18 @@ public final class TextTransformer: Sendable {
         }
     }
 
+    /// Gives every layer's linear weights (attention, cross-attention, feed-forward) a copy in `precision`, at
+    /// load. The embeddings stay fp32 (they are looked up, not multiplied).
+    func reduce(to precision: Precision) {
+        for layer in layers {
+            var weights = [layer.intermediateWeight, layer.outputWeight]
+            for block in [layer.selfAttention] + (layer.crossAttention.map { [$0] } ?? []) {
+                weights += [block.queryWeight, block.keyWeight, block.valueWeight, block.outputWeight]
+            }
+            for weight in weights { weight.reduce(to: precision) }
+        }
+    }
+
     /// Cross-attention keys and values of one image, for every layer.
     /// - imageEmbeds: `(N, Dv)` rows of one image's embeddings.
     public func imageKeyValues(_ imageEmbeds: UnsafePointer<Float>, tokens n: Int) -> Text.ImageKeyValues {
@@ -288,6 +300,12 @@ public final class LanguageModelHead: Sendable {
         let sharedBias = try weights.optionalTensor(prefix + "bias", shape: [v])
         decoderBias = try storedBias ?? sharedBias ?? weights.tensor(prefix + "bias", shape: [v])  // throws, naming it
         eps = config.layerNormEps
+    }
+
+    /// Gives the transform a copy of its weight in `precision`, at load. The vocabulary projection stays fp32
+    /// in int8: its logits pick the tokens, and an int8 error there moves near-ties directly.
+    func reduce(to precision: Precision) {
+        transformWeight.reduce(to: precision)
     }
 
     /// Logits for `m` hidden rows.

@@ -57,6 +57,14 @@ public final class VisionTransformer: Sendable {
         postNormBias = try t("post_layernorm.bias", [d])
     }
 
+    /// Gives the encoder layers' linear weights a copy in `precision` (at load, before the model is shared).
+    /// The patch embedding stays fp32: it reads the pixels, and it is 3% of the tower's arithmetic.
+    func reduce(to precision: Precision) {
+        for layer in layers {
+            for weight in [layer.qkvWeight, layer.projectionWeight, layer.fc1Weight, layer.fc2Weight] { weight.reduce(to: precision) }
+        }
+    }
+
     /// Image embeddings for a batch of preprocessed images.
     /// - pixels: `(B, 3, S, S)` normalized pixel values, channel-major per image.
     /// - Returns: `(B, N, D)` after post_layernorm.

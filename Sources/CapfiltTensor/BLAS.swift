@@ -1,15 +1,18 @@
 // The only file that imports OpenBLAS. Raw pointers and CBLAS enums stay here; the rest of the
-// code calls `BLAS.gemm` with row-major semantics spelled out.
+// code calls `BLAS.gemm` with row-major semantics spelled out, and `gemm` picks OpenBLAS or oneDNN
+// (OneDNN.swift) per product shape.
 //
-// Threads: capfilt owns them. OpenBLAS runs single-threaded inside each call and `gemm` cuts a large product
-// into pieces, blocks of output rows × columns whose sizes depend on the product's shape alone (`tiling`),
-// that the engine's threads take one at a time. Nothing spins between GEMMs (OpenBLAS's own pool busy-waits,
-// competing with the row-parallel ops and the attention heads for the same cores), and because every piece
-// is one OpenBLAS call of the same shape whatever the number of threads, the results do not depend on it.
+// Threads: capfilt owns them. The libraries run single-threaded inside each call and `gemm` cuts a large
+// product into pieces, blocks of output rows × columns whose sizes depend on the product's shape alone
+// (`tiling`), that the engine's threads take one at a time. Nothing spins between GEMMs (OpenBLAS's own pool
+// busy-waits, competing with the row-parallel ops and the attention heads for the same cores), and because
+// every piece is one library call of the same shape whatever the number of threads, the results do not
+// depend on it.
 import COpenBLAS
+import Foundation
 
 /// How `BLAS.gemm` cuts `C (m, n)` into pieces: blocks of `rowBlock` rows × `columnBlock` columns (the last
-/// ones in each direction may be shorter), each computed by one OpenBLAS call over the full K. A pure function
+/// ones in each direction may be shorter), each computed by one GEMM call over the full K. A pure function
 /// of the shape (`BLAS.tiling`), so the pieces, and with them the results, are the same on any thread count.
 public struct GemmTiling: Equatable, Sendable, CustomStringConvertible {
     public let m: Int, n: Int
@@ -30,12 +33,53 @@ public struct GemmTiling: Equatable, Sendable, CustomStringConvertible {
     public var description: String { "\(rowBlocks)×\(columnBlocks) blocks of \(rowBlock)×\(columnBlock)" }
 }
 
+/// The library that computes an fp32 product's pieces.
+public enum GemmBackend: String, Sendable, CaseIterable {
+    /// OpenBLAS `cblas_sgemm`: the reference path.
+    case openBLAS = "openblas"
+    /// oneDNN `dnnl_sgemm`.
+    case oneDNN = "onednn"
+}
+
 public enum BLAS {
     nonisolated(unsafe) private static var engineThreads: Int = {
+        kernelChoice = chooseKernels()
         let cores = Int(openblas_get_num_threads())  // OpenBLAS's default: the cores it can use
         openblas_set_num_threads(1)
         return max(1, cores)
     }()
+
+    /// What `chooseKernels` did, for `configuration`.
+    nonisolated(unsafe) private static var kernelChoice: String?
+
+    /// OpenBLAS 0.3.21 (Debian 12's) does not know CPUs released after it (Sapphire and Emerald Rapids, for
+    /// one) and then falls back to its Prescott kernels, SSE3 only: 4–5x slower sgemm on an AVX-512 machine
+    /// (OpenBLAS fixed this in 0.3.25, PR 4268). When that happened and the user did not choose a core with
+    /// OPENBLAS_CORETYPE, pick the newest kernels the CPU's instruction sets allow, the way OPENBLAS_CORETYPE
+    /// would have, through OpenBLAS's own re-initialisation, before any BLAS call. Returns what it did.
+    private static func chooseKernels() -> String? {
+        guard getenv("OPENBLAS_CORETYPE") == nil,
+              let current = openblas_get_corename().map({ String(cString: $0) }), current.lowercased() == "prescott",
+              let quit = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "gotoblas_dynamic_quit"),  // RTLD_DEFAULT
+              let initialise = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "gotoblas_dynamic_init"),
+              let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+        else { return nil }
+        let flags = Set(line.split(separator: " ").map(String.init))
+        let avx512: Set = ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]
+        let core: String
+        if flags.isSuperset(of: avx512.union(["avx512_bf16"])) { core = "Cooperlake" }
+        else if flags.isSuperset(of: avx512) { core = "SkylakeX" }
+        else if flags.isSuperset(of: ["avx2", "fma"]) { core = "Haswell" }
+        else { return nil }
+        typealias Hook = @convention(c) () -> Void
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        unsafeBitCast(quit, to: Hook.self)()
+        unsafeBitCast(initialise, to: Hook.self)()
+        unsetenv("OPENBLAS_CORETYPE")
+        let now = openblas_get_corename().map { String(cString: $0) } ?? "?"
+        return "OpenBLAS chose \(current) for this CPU; capfilt selected \(now)"
+    }
 
     /// Threads the engine computes on (GEMM pieces, attention heads, row-parallel ops). Set it once at
     /// start-up, before any model work; the default is every core OpenBLAS sees. Results do not depend on it.
@@ -49,7 +93,23 @@ public enum BLAS {
         _ = engineThreads
         guard let c = openblas_get_config() else { return "OpenBLAS" }
         let core = openblas_get_corename().map { String(cString: $0) } ?? "?"
-        return String(cString: c) + " (core: \(core))"
+        return String(cString: c) + " (core: \(core))" + (kernelChoice.map { "; \($0)" } ?? "")
+    }
+
+    /// The fp32 backend for every product, or nil for the choice by shape (`backend(m:n:k:)`). Read from
+    /// `CAPFILT_FP32_GEMM` (`openblas`, `onednn`, `auto`) at start-up; tests set it. Set it before model work:
+    /// which library computes a product changes its last bits (the thread count still does not).
+    nonisolated(unsafe) public static var fp32Backend: GemmBackend? =
+        ProcessInfo.processInfo.environment["CAPFILT_FP32_GEMM"].flatMap { GemmBackend(rawValue: $0.lowercased()) }
+
+    /// Which library computes the fp32 product `(m, n, k)`, by measurement on this project's development
+    /// machine (BENCHMARKS.md, "GEMM backends"): oneDNN for products of more than `thinRows` rows, whose pieces
+    /// (and attention's per-head Q·Kᵀ) it runs 1.1–1.8x faster than OpenBLAS, which re-packs more per call;
+    /// OpenBLAS for the thin products of decoding, where its small-matrix kernels are 1.3–1.7x faster. A pure
+    /// function of the shape, so a run computes the same bytes every time.
+    public static func backend(m: Int, n: Int, k: Int) -> GemmBackend {
+        if let fp32Backend { return fp32Backend }
+        return m > thinRows ? .oneDNN : .openBLAS
     }
 
     /// Products below this many multiply-adds run as one call on the calling thread. A tuning knob (tests set
@@ -59,8 +119,8 @@ public enum BLAS {
     /// machine with that many cores has work for all of them.
     public static let minimumPieces = 64
     /// Largest blocks of a product with more than `thinRows` rows: bigger products get more pieces, not
-    /// bigger ones. About 0.1 GFLOP at K = 768, so the re-packing of A's and B's blocks that OpenBLAS does in
-    /// every call stays a few percent of the arithmetic.
+    /// bigger ones. About 0.1 GFLOP at K = 768, so the re-packing of A's and B's blocks that the libraries do
+    /// in every call stays a few percent of the arithmetic.
     public static let maximumBlock = (rows: 288, columns: 384)
     /// Products with at most this many rows (decoding: batch × beams) are cut by columns only (each weight is
     /// read once), at most
@@ -125,12 +185,35 @@ public enum BLAS {
     ) {
         let threads = engineThreads  // first touch also makes OpenBLAS single-threaded
         let tiling = parallel ? tiling(m: m, n: n, k: k) : GemmTiling(m: m, n: n, rowBlock: max(m, 1), columnBlock: max(n, 1))
+        let oneDNN = backend(m: m, n: n, k: k) == .oneDNN
         Parallel.forEachPiece(tiling.pieces, workers: threads) { p, _ in
             let (rows, columns) = tiling.piece(p)
             let r = rows.lowerBound, j = columns.lowerBound
-            call(transA, transB, rows.count, columns.count, k, alpha,
-                 a + (transA ? r : r * lda), lda, b + (transB ? j * ldb : j), ldb, beta, c + r * ldc + j, ldc)
+            let pa = a + (transA ? r : r * lda), pb = b + (transB ? j * ldb : j), pc = c + r * ldc + j
+            if oneDNN {
+                OneDNN.sgemm(transA, transB, rows.count, columns.count, k, alpha, pa, lda, pb, ldb, beta, pc, ldc)
+            } else {
+                call(transA, transB, rows.count, columns.count, k, alpha, pa, lda, pb, ldb, beta, pc, ldc)
+            }
             epilogue?(rows, columns)
+        }
+    }
+
+    /// Row-major `C = A · Bᵀ` in int8 with int32 sums (oneDNN, AVX-512 VNNI), cut into the same pieces as an
+    /// fp32 product of its shape.
+    ///
+    /// - a: `(m, k)`; b: `(n, k)`, a linear layer's weight; c: `(m, n)` with leading dimension `ldc`.
+    /// - epilogue: as for `gemm`, called with each piece's rows and columns right after it.
+    static func gemmInt8(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Int8>, lda: Int, b: UnsafePointer<Int8>, ldb: Int,
+        c: UnsafeMutablePointer<Int32>, ldc: Int, epilogue: (_ rows: Range<Int>, _ columns: Range<Int>) -> Void
+    ) {
+        let tiling = tiling(m: m, n: n, k: k)
+        Parallel.forEachPiece(tiling.pieces, workers: engineThreads) { p, _ in
+            let (rows, columns) = tiling.piece(p)
+            let r = rows.lowerBound, j = columns.lowerBound
+            OneDNN.gemmInt8(rows.count, columns.count, k, a + r * lda, lda, b + j * ldb, ldb, c + r * ldc + j, ldc)
+            epilogue(rows, columns)
         }
     }
 
@@ -163,6 +246,7 @@ public enum BLAS {
         transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
         c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
+        _ = engineThreads  // the kernels are chosen on first touch
         call(false, transB, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
     }
 }

@@ -22,6 +22,7 @@ public enum Ops {
     /// - accumulate: add into `y` (a fused residual) instead of overwriting it.
     ///
     /// Rounding is that of the unfused steps (product, then `+ b`, then the epilogue), so fusing changes no bit.
+    /// A weight with a reduced-precision copy (`Tensor.reduce(to:)`) runs in that precision instead.
     public static func linear(
         _ x: UnsafePointer<Float>, rows m: Int, ldx: Int,
         weight: Tensor, bias: Tensor?,
@@ -50,10 +51,51 @@ public enum Ops {
                 }
             }
         }
+        if let reduced = weight.reduced {
+            precondition(!accumulate, "linear: a reduced-precision weight cannot accumulate into y")
+            linearInt8(x, rows: m, ldx: ldx, weight: reduced, into: y, ldy: ldy, then: finish)
+            return
+        }
         // W is (N, K) row-major; we need x · Wᵀ, so B = W with transB.
         BLAS.gemm(transB: true, m: m, n: n, k: k,
                   a: x, lda: ldx, b: weight.data, ldb: k,
                   beta: accumulate ? 1 : 0, c: y, ldc: ldy, epilogue: finish)
+    }
+
+    /// `y = (x · Wᵀ)` with `x` quantized per row and `W` per output channel, int32 sums written into `y`'s own
+    /// memory and turned into fp32 piece by piece (`int · rowScale · columnScale`), then `finish`.
+    private static func linearInt8(
+        _ x: UnsafePointer<Float>, rows m: Int, ldx: Int, weight: ReducedWeight,
+        into y: UnsafeMutablePointer<Float>, ldy: Int, then finish: ((Range<Int>, Range<Int>) -> Void)?
+    ) {
+        let n = weight.rows, k = weight.columns
+        Scratch.shared.with(bytes: m * k + 4 * m) { raw in
+            let q = raw.bindMemory(to: Int8.self, capacity: m * k)
+            let rowScales = (raw + m * k).bindMemory(to: Float.self, capacity: m)
+            Parallel.rows(m, work: m * k * 2) { range in
+                for i in range { rowScales[i] = Quantize.row(x + i * ldx, count: k, into: q + i * k) }
+            }
+            let sums = UnsafeMutableRawPointer(y), columnScales = weight.scales
+            BLAS.gemmInt8(m: m, n: n, k: k, a: q, lda: k, b: weight.values, ldb: k,
+                          c: sums.assumingMemoryBound(to: Int32.self), ldc: ldy) { rows, columns in
+                for i in rows {
+                    let row = sums + i * ldy * 4, s = rowScales[i], lanes = VectorMath.Lanes(repeating: s)
+                    var j = columns.lowerBound
+                    while j + VectorMath.width <= columns.upperBound {
+                        let ints = row.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Int32>.self)
+                        let scales = UnsafeRawPointer(columnScales + j).loadUnaligned(as: VectorMath.Lanes.self)
+                        row.storeBytes(of: VectorMath.Lanes(ints) * (lanes * scales), toByteOffset: j * 4, as: VectorMath.Lanes.self)
+                        j += VectorMath.width
+                    }
+                    while j < columns.upperBound {
+                        let sum = row.load(fromByteOffset: j * 4, as: Int32.self)
+                        row.storeBytes(of: Float(sum) * (s * columnScales[j]), toByteOffset: j * 4, as: Float.self)
+                        j += 1
+                    }
+                }
+                finish?(rows, columns)
+            }
+        }
     }
 
     /// Row-wise LayerNorm with biased variance, as `torch.nn.LayerNorm`: `(x − μ) / sqrt(σ² + eps) · γ + β`.

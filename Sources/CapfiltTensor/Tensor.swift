@@ -16,6 +16,9 @@ public final class Tensor: @unchecked Sendable {
     /// For a tensor viewing memory it does not own (a memory-mapped checkpoint): what keeps that memory alive.
     /// Such memory may be read-only; weights are never written after loading.
     private let owner: AnyObject?
+    /// For a linear layer's weight `(N, K)`: the reduced-precision copy `Ops.linear` uses instead, set once at
+    /// load by `reduce(to:)` (nil: fp32).
+    public internal(set) var reduced: ReducedWeight?
 
     /// A zero-filled tensor.
     public init(zeros shape: [Int]) {

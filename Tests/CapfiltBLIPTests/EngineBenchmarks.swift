@@ -12,15 +12,25 @@ import CapfiltTensor
 final class EngineBenchmarks: XCTestCase {
     private let environment = ProcessInfo.processInfo.environment
 
-    func testEngineTimings() throws {
+    /// The model folders to time, or a skip.
+    func folders() throws -> (captioner: ModelFolder, filter: ModelFolder?) {
         guard let captionerPath = environment["CAPFILT_BENCH_CAPTIONER"] else {
             throw XCTSkip("set CAPFILT_BENCH_CAPTIONER (Scripts/bench_engine.sh does)")
         }
+        return (try ModelFolder(url: URL(fileURLWithPath: captionerPath)),
+                try environment["CAPFILT_BENCH_FILTER"].map { try ModelFolder(url: URL(fileURLWithPath: $0)) })
+    }
+
+    func testEngineTimings() throws {
+        let (captioner, filter) = try folders()
+        try measure(captioner: captioner.loadCaptioner(), retriever: filter?.loadRetriever(),
+                    label: environment["CAPFILT_BENCH_LABEL"] ?? "current")
+    }
+
+    /// Prints one BENCH line per thread count.
+    func measure(captioner: BLIPCaptioner, retriever: BLIPRetriever?, label: String) throws {
         let repeats = Int(environment["CAPFILT_BENCH_REPEATS"] ?? "") ?? 5
         let threadCounts = (environment["CAPFILT_BENCH_THREADS"] ?? "1,2").split(separator: ",").compactMap { Int($0) }
-        let label = environment["CAPFILT_BENCH_LABEL"] ?? "current"
-        let captioner = try ModelFolder(url: URL(fileURLWithPath: captionerPath)).loadCaptioner()
-        let retriever = try environment["CAPFILT_BENCH_FILTER"].map { try ModelFolder(url: URL(fileURLWithPath: $0)).loadRetriever() }
         let vision = captioner.config.vision, text = captioner.config.text
         let side = vision.imageSize
         // Deterministic pixel values in the normalized range: the timings do not depend on the values.

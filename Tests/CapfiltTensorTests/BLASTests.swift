@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import CapfiltTensor
 
@@ -27,5 +28,16 @@ final class BLASTests: XCTestCase {
             }
             XCTAssertEqual(c, expected, "transA=\(ta) transB=\(tb)")
         }
+    }
+
+    /// OpenBLAS 0.3.21 falls back to its SSE3 (Prescott) kernels on CPUs newer than it; capfilt then picks the
+    /// kernels the CPU's instruction sets allow, unless the user chose with OPENBLAS_CORETYPE.
+    func testOpenBLASUsesTheVectorKernelsTheCPUHas() throws {
+        guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
+              let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let flags = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+              flags.split(separator: " ").contains("avx2") else { throw XCTSkip("no AVX2, or OPENBLAS_CORETYPE set") }
+        print("[blas] \(BLAS.configuration)")
+        XCTAssertFalse(BLAS.configuration.contains("core: Prescott"), BLAS.configuration)
     }
 }
