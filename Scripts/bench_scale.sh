@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # Throughput at scale (issue 10 items 8 and 9), with the demo models on the demo images made unique:
 #
-#   Scripts/bench_scale.sh curve N [SHARD]   N samples in shards of SHARD (default 10,000, as img2dataset
-#                                            writes them), one worker x all threads: per-unit samples/s from
-#                                            first unit to last (each unit's done.json has its seconds),
-#                                            then merge time and peak memory of a merge run again from scratch.
+#   Scripts/bench_scale.sh curve N [SHARD [W]]  N samples in shards of SHARD (default 10,000, as img2dataset
+#                                            writes them), W workers (default 1) sharing the 2 cores: per-unit
+#                                            samples/s from first unit to last (each unit's done.json has its
+#                                            seconds), then merge time and peak memory of a merge run again
+#                                            from scratch.
 #   Scripts/bench_scale.sh workers N         1 worker x 2 threads vs 2 workers x 1 thread on the same N
 #                                            samples (shards of N/8), side by side in one run; bytes compared.
 #   Scripts/bench_scale.sh resume N          a run killed when 99% of its units are done, then resumed: the
 #                                            resume's wall time against the full run's.
 #
 # Release build; everything under local/bench-scale. Prints a table; BENCHMARKS.md quotes it.
+# CAPTIONER=DIR FILTER=DIR TOKENS=N run other checkpoints (say the base-size random ones of
+# `Scripts/fixtures/blip.py --full-size local/full`: CAPTIONER=local/full/caption-st FILTER=local/full/itm-st).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-curve}
 n=${2:-100000}
 shard=${3:-10000}
+workers=${4:-1}
 work=local/bench-scale
+captioner=$(realpath "${CAPTIONER:-Pipelines/demo/models/captioner}")
+filter=$(realpath "${FILTER:-Pipelines/demo/models/filter}")
+tokens=${TOKENS:-24}
 # CAPFILT=path uses that binary instead of building one.
 if [ -n "${CAPFILT:-}" ]; then bin=$(realpath "$CAPFILT"); else swift build -c release --product capfilt >&2; bin=$PWD/.build/release/capfilt; fi
 
@@ -46,9 +53,9 @@ PY
 version: 1
 input: {kind: webdataset, paths: [data]}
 output: {folder: out, samples_per_shard: 10000}
-captioner: {model: $PWD/Pipelines/demo/models/captioner, decoding: nucleus, prompt: "", max_new_tokens: 24,
+captioner: {model: $captioner, decoding: nucleus, prompt: "", max_new_tokens: $tokens,
             min_new_tokens: 0, repetition_penalty: 1.0, batch_size: 8}
-filter: {model: $PWD/Pipelines/demo/models/filter}
+filter: {model: $filter}
 YAML
 }
 
@@ -68,7 +75,16 @@ peak() { /usr/bin/time -f "%e s wall, %M KB peak RSS" "$@"; }
 case $mode in
 curve)
   make_corpus "$work/curve" "$n" "$shard"
-  peak "$bin" run "$work/curve/spec.yaml" --quiet
+  if [ "$workers" = 1 ]; then
+    peak "$bin" run "$work/curve/spec.yaml" --quiet
+  else
+    s=$(date +%s.%N); pids=()
+    for ((i = 0; i < workers; i++)); do
+      "$bin" run "$work/curve/spec.yaml" --quiet --threads $(( (2 + workers - 1) / workers )) --worker $i --workers "$workers" & pids+=($!)
+    done
+    wait "${pids[@]}"; e=$(date +%s.%N)
+    echo "$workers workers: $(echo "$e - $s" | bc) s wall"
+  fi
   units_table "$work/curve/out"
   rm "$work/curve/out/capfilt_run.json"
   echo "merge of $n samples, from scratch:"
@@ -76,7 +92,7 @@ curve)
   ;;
 workers)
   make_corpus "$work/workers" "$n" $(( (n + 7) / 8 ))
-  cp -r "$work/workers" "$work/workers2"
+  rm -rf "$work/workers2" && cp -r "$work/workers" "$work/workers2"
   s=$(date +%s.%N); "$bin" run "$work/workers/spec.yaml" --quiet --threads 2; e=$(date +%s.%N)
   one=$(echo "$e - $s" | bc)
   s=$(date +%s.%N)

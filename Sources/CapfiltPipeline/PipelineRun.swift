@@ -141,7 +141,7 @@ public final class PipelineRun: @unchecked Sendable {
         KillPoint.pass("before-model-load")
         if stop.isSet { throw CancellationError() }
         log("loading models")
-        models = try Models(captionFolder: captionFolder, filterFolder: filterFolder, stop: stop)
+        models = try Models(captionFolder: captionFolder, filterFolder: filterFolder, spec: spec, stop: stop)
     }
 
     /// Releases the worker index for another process. The object must not run again.

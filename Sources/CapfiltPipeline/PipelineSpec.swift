@@ -3,6 +3,7 @@
 // default), and every message names the field as it is written in the file.
 import CapfiltBLIP
 import CapfiltCorpus
+import CapfiltTensor
 import Foundation
 import Yams
 
@@ -52,6 +53,9 @@ public struct PipelineSpec: Sendable, Equatable {
         public var lengthPenalty: Float = 1
         public var seed: UInt64 = 0
         public var batchSize = 8
+        /// The arithmetic of the captioner's linear layers: fp32 (exact) or int8 (faster, agreement measured in
+        /// BENCHMARKS.md).
+        public var precision = Precision.fp32
     }
 
     public struct Filter: Sendable, Equatable {
@@ -61,6 +65,8 @@ public struct PipelineSpec: Sendable, Equatable {
         public var scoreWebText = true
         public var mainCaption = MainCaptionRule.webFirst
         public var maxTextTokens = 35
+        /// The arithmetic of the filter's linear layers, as `Captioner.precision`.
+        public var precision = Precision.fp32
     }
 
     public struct Limits: Sendable, Equatable {
@@ -156,6 +162,7 @@ public struct PipelineSpec: Sendable, Equatable {
         captioner.lengthPenalty = try c.float("length_penalty", above: -100, atMost: 100) ?? captioner.lengthPenalty
         captioner.seed = UInt64(try c.int("seed", range: 0...Int.max) ?? 0)
         captioner.batchSize = try c.int("batch_size", range: 1...1024) ?? captioner.batchSize
+        captioner.precision = try c.precision() ?? captioner.precision
         if captioner.minNewTokens > captioner.maxNewTokens {
             throw c.error("min_new_tokens", "is \(captioner.minNewTokens), more than max_new_tokens \(captioner.maxNewTokens)")
         }
@@ -174,6 +181,7 @@ public struct PipelineSpec: Sendable, Equatable {
         }
         filter.mainCaption = main
         filter.maxTextTokens = try f.int("max_text_tokens", range: 2...512) ?? filter.maxTextTokens
+        filter.precision = try f.precision() ?? filter.precision
         try f.rejectUnknown()
 
         if root.has("limits") {
@@ -243,7 +251,7 @@ public struct PipelineSpec: Sendable, Equatable {
     /// bytes from the same inputs and weights. Paths are kept as written (moving a run folder is allowed).
     public var fingerprint: String {
         let c = captioner, f = filter, l = limits
-        let fields: [(String, String)] = [
+        var fields: [(String, String)] = [
             ("version", "\(version)"), ("input.kind", input.kind.rawValue), ("input.paths", input.paths.joined(separator: "\u{1F}")),
             ("input.image_column", input.imageColumn), ("input.caption_column", input.captionColumn),
             ("input.key_column", input.keyColumn ?? ""), ("input.caption_extension", input.captionExtension),
@@ -261,7 +269,11 @@ public struct PipelineSpec: Sendable, Equatable {
             ("limits.max_image_bytes", "\(l.maxImageBytes)"), ("limits.max_image_pixels", "\(l.maxImagePixels)"),
             ("limits.max_image_side", "\(l.maxImageSide)"), ("limits.max_text_characters", "\(l.maxTextCharacters)"),
             ("duplicates", duplicates.rawValue),
-        ] + (blockSize == 10_000 ? [] : [("input.block_size", "\(blockSize)")])
+        ]
+        // Settings added later enter only when not at their default, so older runs keep their fingerprint.
+        if blockSize != 10_000 { fields.append(("input.block_size", "\(blockSize)")) }
+        if c.precision != .fp32 { fields.append(("captioner.precision", c.precision.rawValue)) }
+        if f.precision != .fp32 { fields.append(("filter.precision", f.precision.rawValue)) }
         return fields.map { "\($0.0)=\($0.1)" }.joined(separator: "\n")
     }
 }
@@ -335,6 +347,16 @@ private final class SpecMap {
         guard let v = Float(s.string), v.isFinite else { throw error(key, "must be a number, found \"\(s.string)\"") }
         guard v > low && v <= high else { throw error(key, "is \(s.string); it must be greater than \(low) and at most \(high)") }
         return v
+    }
+
+    /// `precision`: fp32 or int8; bf16 is refused with the reason.
+    func precision() throws -> Precision? {
+        guard let name = try string("precision") else { return nil }
+        if name == "bf16" {
+            throw error("precision", "is bf16, which capfilt does not offer: oneDNN 2.6's bf16 products measured slower than its fp32 ones on this engine's shapes (BENCHMARKS.md); use fp32 (exact) or int8 (faster)")
+        }
+        guard let p = Precision(rawValue: name) else { throw error("precision", "is \"\(name)\"; use fp32 or int8") }
+        return p
     }
 
     func bool(_ key: String) throws -> Bool? {

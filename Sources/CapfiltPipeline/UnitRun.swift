@@ -20,12 +20,12 @@ final class Models: @unchecked Sendable {
     let captioner: BLIPCaptioner
     let retriever: BLIPRetriever
 
-    init(captionFolder: ModelFolder, filterFolder: ModelFolder, stop: StopFlag) throws {
+    init(captionFolder: ModelFolder, filterFolder: ModelFolder, spec: PipelineSpec, stop: StopFlag) throws {
         self.captionFolder = captionFolder
         self.filterFolder = filterFolder
-        captioner = try captionFolder.loadCaptioner()
+        captioner = try captionFolder.loadCaptioner(precision: spec.captioner.precision)
         if stop.isSet { throw CancellationError() }
-        retriever = try filterFolder.loadRetriever()
+        retriever = try filterFolder.loadRetriever(precision: spec.filter.precision)
     }
 }
 

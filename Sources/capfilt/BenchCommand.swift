@@ -19,6 +19,8 @@ struct BenchCommand: ParsableCommand {
     var repeats = 3
     @Option(help: "OpenBLAS threads (default: all cores).")
     var threads: Int?
+    @Option(help: "Arithmetic of both models' linear layers: fp32 or int8.")
+    var precision: Precision = .fp32
     @Option(help: "Only these components (comma-separated: decode_preprocess, vision_forward_batch8_per_image, beam3_caption_20_tokens, nucleus_caption_20_tokens, itm_per_text, capfilt_step, capfilt_step_batch8_per_image).")
     var only: String?
     @Argument(help: "Images (one is enough; several are cycled).")
@@ -28,8 +30,8 @@ struct BenchCommand: ParsableCommand {
         BLAS.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         let captionFolder = try ModelFolder(url: URL(fileURLWithPath: caption))
         let itmFolder = try ModelFolder(url: URL(fileURLWithPath: itm))
-        let captioner = try captionFolder.loadCaptioner()
-        let retriever = try itmFolder.loadRetriever()
+        let captioner = try captionFolder.loadCaptioner(precision: precision)
+        let retriever = try itmFolder.loadRetriever(precision: precision)
         let encoded = try images.map { try readFile($0) }
         var results: [(String, Double)] = []
         let selected = only.map { Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }

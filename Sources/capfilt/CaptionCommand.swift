@@ -76,7 +76,7 @@ struct CaptionCommand: ParsableCommand {
     func run() throws {
         modelOptions.configureBLAS()
         let folder = try ModelFolder(url: modelOptions.modelURL)
-        let captioner = try folder.loadCaptioner()
+        let captioner = try folder.loadCaptioner(precision: modelOptions.precision)
         let decoderPrompt = captioner.decoderPrompt(encoded: prompt.map { folder.tokenizer.encode($0) })
         let side = captioner.config.vision.imageSize, imageFloats = 3 * side * side
         var failures = 0

@@ -10,6 +10,9 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "OpenBLAS threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .long, help: "Arithmetic of the linear layers: fp32 (exact, as transformers) or int8 (faster; agreement in BENCHMARKS.md).")
+    var precision: Precision = .fp32
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
@@ -19,6 +22,10 @@ struct ModelOptions: ParsableArguments {
     func configureBLAS() {
         BLAS.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
     }
+}
+
+extension Precision: ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: argument) }
 }
 
 /// Reads a whole file, with an error that names it.

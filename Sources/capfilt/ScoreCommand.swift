@@ -29,7 +29,7 @@ struct ScoreCommand: ParsableCommand {
     func run() throws {
         modelOptions.configureBLAS()
         let folder = try ModelFolder(url: modelOptions.modelURL)
-        let retriever = try folder.loadRetriever()
+        let retriever = try folder.loadRetriever(precision: modelOptions.precision)
         let pixels: [Float]
         do {
             pixels = try folder.pixelValues(imageBytes: try readFile(image))

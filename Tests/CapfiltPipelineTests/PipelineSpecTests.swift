@@ -76,4 +76,23 @@ final class PipelineSpecTests: XCTestCase {
             XCTAssertNotEqual(base.fingerprint, other.fingerprint, change)
         }
     }
+
+    /// captioner.precision / filter.precision: fp32 by default (an older run's fingerprint is unchanged), int8
+    /// changes the run, bf16 and unknown names are refused with what to use instead.
+    func testPrecisionPerModel() throws {
+        let base = try PipelineSpec(yaml: minimal, path: "/a/spec.yaml")
+        XCTAssertEqual(base.captioner.precision, .fp32)
+        XCTAssertEqual(base.filter.precision, .fp32)
+        let explicit = try PipelineSpec(yaml: minimal.replacingOccurrences(of: "captioner: {model: cap}", with: "captioner: {model: cap, precision: fp32}"), path: "/a/spec.yaml")
+        XCTAssertEqual(base.fingerprint, explicit.fingerprint, "fp32 written out is the default")
+        let int8 = try PipelineSpec(yaml: minimal.replacingOccurrences(of: "filter: {model: itm}", with: "filter: {model: itm, precision: int8}"), path: "/a/spec.yaml")
+        XCTAssertEqual(int8.filter.precision, .int8)
+        XCTAssertEqual(int8.captioner.precision, .fp32)
+        XCTAssertNotEqual(base.fingerprint, int8.fingerprint, "int8 gives other scores: another run")
+        for (value, needle) in [("bf16", "use fp32 (exact) or int8"), ("fp16", "use fp32 or int8")] {
+            XCTAssertThrowsError(try PipelineSpec(yaml: minimal.replacingOccurrences(of: "captioner: {model: cap}", with: "captioner: {model: cap, precision: \(value)}"), path: "s")) {
+                XCTAssertTrue("\($0)".contains("captioner.precision") && "\($0)".contains(needle), "\($0)")
+            }
+        }
+    }
 }

@@ -209,6 +209,36 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(try run(corpus, newRun: true), .completed)
     }
 
+    /// filter.precision reaches the model (captioner.precision takes the same path): an int8 run accounts for
+    /// every sample as the fp32 run does, scores the same web texts within int8's error, and is not fp32.
+    func testInt8PrecisionReachesBothModels() throws {
+        let exact = try TestCorpus.make(), int8 = try TestCorpus.make()
+        defer { exact.remove(); int8.remove() }
+        var yaml = try String(contentsOfFile: int8.specPath, encoding: .utf8)
+        yaml = yaml.replacingOccurrences(of: "  seed: 7\n", with: "  seed: 7\n  precision: int8\n")
+            .replacingOccurrences(of: "  threshold: 0.5\n", with: "  threshold: 0.5\n  precision: int8\n")
+        try yaml.write(toFile: int8.specPath, atomically: true, encoding: .utf8)
+        let spec = try PipelineSpec.load(path: int8.specPath)
+        XCTAssertEqual([spec.captioner.precision, spec.filter.precision], [.int8, .int8])
+        XCTAssertEqual(try run(exact), .completed)
+        XCTAssertEqual(try run(int8), .completed)
+        try checkLedger(int8)
+        let a = try ledgerRows(exact), b = try ledgerRows(int8)
+        XCTAssertEqual(a.map(\.key), b.map(\.key))
+        func inputFailures(_ rows: [SampleRecord]) -> [String] {
+            rows.compactMap { (row: SampleRecord) -> String? in row.reason == "no_text_matched" ? nil : row.reason }
+        }
+        XCTAssertEqual(inputFailures(a), inputFailures(b), "input failures do not depend on precision")
+        var worst: Float = 0, differing = 0
+        for (x, y) in zip(a, b) {
+            guard let sx = x.webScore, let sy = y.webScore else { XCTAssertEqual(x.webScore == nil, y.webScore == nil, x.key); continue }
+            worst = max(worst, abs(sx.itm - sy.itm))
+            if sx.itm != sy.itm { differing += 1 }
+        }
+        XCTAssertGreaterThan(differing, 0, "int8 scores are not fp32's: the setting reached the filter")
+        XCTAssertLessThan(worst, 0.05, "same web texts, ITM P(match) within int8's error")
+    }
+
     /// Python's tarfile reads every shard, and the webdataset key rule groups members into our samples.
     func testPythonTarfileReadsTheShards() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") || FileManager.default.isExecutableFile(atPath: "/usr/local/bin/python3")
