@@ -10,7 +10,7 @@
 //     -> capfilt (command line)
 //   Leaves beside them: CapfiltImage (decode, Pillow-exact resize), CapfiltText (WordPiece),
 //   CapfiltWebDataset (tar shards), CapfiltDigest (SHA-256), CapfiltStore (SQLite),
-//   CapfiltCorpus (input readers), CapfiltParquet (Parquet reader and writer; CSnappy, CZstd, CZlib).
+//   CapfiltCorpus (input readers; uses CapfiltParquet), CapfiltParquet (Parquet reader and writer; CSnappy, CZstd, CZlib).
 import PackageDescription
 
 let package = Package(
@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "CapfiltDigest"),
         .target(name: "CapfiltWebDataset", dependencies: ["CapfiltDigest"]),
         .target(name: "CapfiltStore", dependencies: ["CSQLite"]),
-        .target(name: "CapfiltCorpus", dependencies: ["CapfiltWebDataset"]),
+        .target(name: "CapfiltCorpus", dependencies: ["CapfiltWebDataset", "CapfiltParquet"]),
         .target(name: "CapfiltParquet", dependencies: ["CSnappy", "CZstd", "CZlib"]),
         .target(
             name: "CapfiltBLIP",
@@ -71,10 +71,10 @@ let package = Package(
         .testTarget(name: "CapfiltDigestTests", dependencies: ["CapfiltDigest"]),
         .testTarget(name: "CapfiltWebDatasetTests", dependencies: ["CapfiltWebDataset"]),
         .testTarget(name: "CapfiltStoreTests", dependencies: ["CapfiltStore"]),
-        .testTarget(name: "CapfiltCorpusTests", dependencies: ["CapfiltCorpus", "CapfiltWebDataset"]),
+        .testTarget(name: "CapfiltCorpusTests", dependencies: ["CapfiltCorpus", "CapfiltWebDataset", "CapfiltParquet"]),
         .testTarget(name: "CapfiltParquetTests", dependencies: ["CapfiltParquet"]),
         .testTarget(name: "CapfiltBLIPTests", dependencies: ["CapfiltBLIP", "CapfiltTensor", "CapfiltWeights", "CapfiltImage", "CapfiltText"]),
-        .testTarget(name: "CapfiltPipelineTests", dependencies: ["CapfiltPipeline", "CapfiltStore", "CapfiltWebDataset"]),
+        .testTarget(name: "CapfiltPipelineTests", dependencies: ["CapfiltPipeline", "CapfiltStore", "CapfiltWebDataset", "CapfiltParquet"]),
         .testTarget(name: "CapfiltCLITests", dependencies: ["capfilt"]),
     ],
     swiftLanguageModes: [.v6]

@@ -19,8 +19,13 @@ public struct CorpusError: Error, CustomStringConvertible, Sendable, Equatable {
         case unreadable
         /// A CSV/TSV list has no header row.
         case noHeader
-        /// A CSV/TSV header lacks a column the spec names.
+        /// A CSV/TSV header or a Parquet schema lacks a column the spec names.
         case missingColumn
+        /// A file is not of the input kind the spec gives (a Parquet file as `webdataset`, COCO JSON as `jsonl`),
+        /// or holds what capfilt cannot read as is (a table of image URLs).
+        case wrongFileKind
+        /// The input names its images by URL: they must be downloaded first.
+        case imagesNotDownloaded
     }
 
     /// What is wrong.
@@ -59,8 +64,12 @@ public struct CorpusError: Error, CustomStringConvertible, Sendable, Equatable {
         case .noHeader:
             return "Add a header row naming the columns (e.g. image,caption) or convert the list to JSONL."
         case .missingColumn:
-            return "Set imageColumn / captionColumn / keyColumn in the spec to one of the columns found, or fix "
-                + "the header row."
+            return "Set input.image_column / input.caption_column / input.key_column in the spec to one of the "
+                + "columns found, or fix the header row."
+        case .wrongFileKind:
+            return "Set input.kind to what the file is, or convert the file."
+        case .imagesNotDownloaded:
+            return "Download the images first, then point capfilt at what the downloader wrote."
         }
     }
 }

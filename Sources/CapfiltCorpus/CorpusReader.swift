@@ -2,6 +2,7 @@
 // CSV, TSV, image folders). Paths are checked up front so a typo fails in a second; after that, nothing about
 // one sample or one damaged source stops the sequence: it becomes a sample with a problem.
 
+import CapfiltParquet
 import CapfiltWebDataset
 import Foundation
 
@@ -121,7 +122,7 @@ public final class CorpusReader {
 
     private func makeSource(_ plan: SourcePlan) -> SampleSource {
         if let refusal = plan.refusal {
-            let position = options.kind == .webdataset ? "offset 0" : "line 1"
+            let position = options.kind == .webdataset ? "offset 0" : options.kind == .parquet ? "row 0" : "line 1"
             return RefusedSource(location: SampleLocation(source: plan.display, position: position), reason: refusal)
         }
         switch options.kind {
@@ -130,6 +131,7 @@ public final class CorpusReader {
         case .csv: return DelimitedSource(display: plan.display, path: plan.path, format: .csv, options: options)
         case .tsv: return DelimitedSource(display: plan.display, path: plan.path, format: .tsv, options: options)
         case .folder: return FolderSource(display: plan.display, path: plan.path, options: options)
+        case .parquet: return ParquetSource(display: plan.display, path: plan.path, options: options)
         }
     }
 
@@ -142,6 +144,7 @@ public final class CorpusReader {
         case .jsonl: return "jsonl"
         case .csv: return "csv"
         case .tsv: return "tsv"
+        case .parquet: return "parquet"
         case .folder: return ""
         }
     }
@@ -168,10 +171,21 @@ public final class CorpusReader {
                 plans.append(contentsOf: try resolve(name: name, path: path, options: options))
             }
         }
+        if options.kind != .folder {
+            for plan in plans where plan.refusal == nil {
+                if let sniffed = SniffedFileKind.of(path: plan.path), !sniffed.fits(options.kind) {
+                    throw CorpusError(.wrongFileKind, path: plan.display, detail: "input.kind is '\(options.kind.rawValue)' "
+                        + "but this looks like \(sniffed.description)")
+                }
+            }
+        }
         if options.kind == .csv || options.kind == .tsv {
             for plan in plans where plan.refusal == nil {
                 try checkHeader(plan, format: options.kind == .csv ? .csv : .tsv, options: options)
             }
+        }
+        if options.kind == .parquet {
+            for plan in plans where plan.refusal == nil { try checkParquet(plan, options: options) }
         }
         return plans
     }
@@ -252,6 +266,25 @@ public final class CorpusReader {
         return plans
     }
 
+    /// Reads a Parquet file's footer now, so a wrong column name (or a table of URLs) fails before any work is
+    /// done. A damaged footer is left to the source, which reports it as a problem sample.
+    private static func checkParquet(_ plan: SourcePlan, options: CorpusOptions) throws(CorpusError) {
+        guard let file = try? ParquetFile(path: plan.path) else { return }
+        let layout: ParquetLayout
+        switch ParquetLayout.make(schema: file.schema, options: options) {
+        case .failure(let why): throw CorpusError(.missingColumn, path: plan.display, detail: why.reason)
+        case .success(let made): layout = made
+        }
+        // A path column of URLs: say how to download them, once, rather than refusing every row.
+        guard case .path(let column) = layout.image, let first = file.rowGroups.firstIndex(where: { $0.rowCount > 0 }),
+              let values = try? file.readRowGroup(first, columns: [column])[column] else { return }
+        let sample = (0..<min(values.rowCount, 100)).compactMap { values.string(at: $0) }
+        if let url = sample.first(where: { $0.hasPrefix("http://") || $0.hasPrefix("https://") || $0.hasPrefix("s3://") }) {
+            throw CorpusError(.imagesNotDownloaded, path: plan.display, detail: "column \"\(column)\" holds URLs (such as "
+                + "\(url.prefix(80).debugDescription)); " + ParquetLayout.downloadAdvice(column))
+        }
+    }
+
     /// Reads a CSV/TSV header now, so a wrong column name fails before any work is done.
     private static func checkHeader(_ plan: SourcePlan, format: DelimitedFormat, options: CorpusOptions)
         throws(CorpusError) {
@@ -302,6 +335,15 @@ public struct FileIdentity: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension CorpusReader {
+    /// A Parquet source's row groups' row counts, from its footer; nil for other kinds, for a source refused before
+    /// opening, and for a file whose footer cannot be read (the source yields one problem sample instead).
+    public func parquetRowGroups(ofSource index: Int) -> [Int]? {
+        let plan = plans[index]
+        guard options.kind == .parquet, plan.refusal == nil,
+              case .ready(let file, _) = ParquetOpening.open(path: plan.path, options: options) else { return nil }
+        return file.rowGroups.map(\.rowCount)
+    }
+
     /// The sources in read order: the name as the spec gives it, and the path opened (nil for a source refused
     /// before opening, such as a link leading out of a shard folder).
     public var sourceFiles: [(display: String, path: String?)] {
@@ -324,12 +366,15 @@ public final class SourceStream {
         return sample
     }
 
-    /// Reads past `count` samples (cheap for lists and folders: images are opened only when read).
+    /// Reads past `count` samples (cheap for lists and folders, whose images are opened only when read, and for
+    /// Parquet, whose whole row groups are skipped unread).
     /// Returns how many were actually there.
     @discardableResult
     public func skip(_ count: Int) -> Int {
-        var skipped = 0
-        while skipped < count, next() != nil { skipped += 1 }
+        guard let source else { return 0 }
+        let skipped = source.skip(count)
+        position += skipped
+        if skipped < count { self.source = nil }
         return skipped
     }
 }

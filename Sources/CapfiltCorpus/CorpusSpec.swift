@@ -15,6 +15,9 @@ public struct CorpusSpec: Sendable, Equatable {
         case tsv
         /// A directory tree of images with optional caption sidecars (img2dataset's `output_format="files"`).
         case folder
+        /// Parquet files: Hugging Face image datasets (an image struct `{bytes, path}`), img2dataset's
+        /// `output_format="parquet"` (image bytes in a binary column), or metadata tables naming image files.
+        case parquet
     }
 
     /// Input layout.
@@ -23,7 +26,8 @@ public struct CorpusSpec: Sendable, Equatable {
     /// or absolute. For `webdataset`, a folder stands for its `.tar` files sorted by name; for the list kinds, a
     /// folder stands for its `.jsonl` / `.csv` / `.tsv` files sorted by name; for `folder`, each path is a tree.
     public var paths: [String]
-    /// List column holding the image path (relative to the list file's folder, or absolute).
+    /// List or Parquet column holding the image: a path (relative to the list file's folder, or absolute) or, for
+    /// Parquet, image bytes or a Hugging Face image struct `{bytes, path}`.
     public var imageColumn: String
     /// List column holding the caption.
     public var captionColumn: String
@@ -83,25 +87,25 @@ struct CorpusOptions: Sendable {
             throw CorpusError(.invalidSpec, detail: "the corpus spec lists no input paths")
         }
         if imageExtensions.isEmpty || imageExtensions.contains("") {
-            throw CorpusError(.invalidSpec, detail: "imageExtensions \(spec.imageExtensions) must be non-empty "
+            throw CorpusError(.invalidSpec, detail: "input.image_extensions \(spec.imageExtensions) must be non-empty "
                 + "extensions such as \"jpg\"")
         }
         if captionExtension.isEmpty {
-            throw CorpusError(.invalidSpec, detail: "captionExtension is empty; the default is \"txt\"")
+            throw CorpusError(.invalidSpec, detail: "input.caption_extension is empty; the default is \"txt\"")
         }
         if imageExtensions.contains(captionExtension) {
-            throw CorpusError(.invalidSpec, detail: "captionExtension \"\(captionExtension)\" is also listed in "
-                + "imageExtensions; a member cannot be both the image and the caption")
+            throw CorpusError(.invalidSpec, detail: "input.caption_extension \"\(captionExtension)\" is also listed in "
+                + "input.image_extensions; a member cannot be both the image and the caption")
         }
-        let columns = [("imageColumn", spec.imageColumn), ("captionColumn", spec.captionColumn),
-                       ("keyColumn", spec.keyColumn ?? "-")]
+        let columns = [("input.image_column", spec.imageColumn), ("input.caption_column", spec.captionColumn),
+                       ("input.key_column", spec.keyColumn ?? "-")]
         for (name, value) in columns where value.isEmpty {
             throw CorpusError(.invalidSpec, detail: "\(name) is empty")
         }
         if spec.imageColumn == spec.captionColumn || spec.keyColumn == spec.imageColumn
             || spec.keyColumn == spec.captionColumn {
-            throw CorpusError(.invalidSpec, detail: "imageColumn \"\(spec.imageColumn)\", captionColumn "
-                + "\"\(spec.captionColumn)\" and keyColumn \(spec.keyColumn.map { "\"\($0)\"" } ?? "nil") "
+            throw CorpusError(.invalidSpec, detail: "input.image_column \"\(spec.imageColumn)\", input.caption_column "
+                + "\"\(spec.captionColumn)\" and input.key_column \(spec.keyColumn.map { "\"\($0)\"" } ?? "nil") "
                 + "must name different columns")
         }
         imageColumn = spec.imageColumn

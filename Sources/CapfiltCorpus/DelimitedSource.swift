@@ -142,8 +142,8 @@ struct DelimitedParser {
 
     /// Checks that the header names every column the spec needs; the message lists the columns found.
     static func missingColumns(in header: [String], options: CorpusOptions) -> String? {
-        let needed = [("imageColumn", options.imageColumn), ("captionColumn", options.captionColumn)]
-            + (options.keyColumn.map { [("keyColumn", $0)] } ?? [])
+        let needed = [("input.image_column", options.imageColumn), ("input.caption_column", options.captionColumn)]
+            + (options.keyColumn.map { [("input.key_column", $0)] } ?? [])
         let missing = needed.filter { !header.contains($0.1) }
         guard !missing.isEmpty else { return nil }
         let names = missing.map { "\($0.0) \"\($0.1)\"" }.joined(separator: " and ")

@@ -8,6 +8,20 @@ import Foundation
 protocol SampleSource: AnyObject {
     /// The next sample, numbered `ordinal`, or nil when the source is exhausted.
     func next(ordinal: Int) -> InputSample?
+    /// Reads past up to `count` samples; returns how many there were. Sources that can skip without reading
+    /// (Parquet row groups) do; the others read and drop (`skipBySamples`).
+    func skip(_ count: Int) -> Int
+}
+
+extension SampleSource {
+    func skip(_ count: Int) -> Int { skipBySamples(count) }
+
+    /// Reads past up to `count` samples one by one.
+    func skipBySamples(_ count: Int) -> Int {
+        var skipped = 0
+        while skipped < count, next(ordinal: 0) != nil { skipped += 1 }
+        return skipped
+    }
 }
 
 /// A source that yields one problem sample and ends: for an input refused before it is opened (a shard-folder

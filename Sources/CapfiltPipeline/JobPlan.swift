@@ -65,7 +65,8 @@ public struct JobPlan: Codable, Sendable, Equatable {
     // MARK: - Making the plan
 
     /// Plans the job: sources as they are now, and their units (list files and folders are read through once to
-    /// count their samples; shards are one unit each, unread).
+    /// count their samples; shards are one unit each, unread; Parquet files are split by their footers' row
+    /// groups).
     static func make(spec: PipelineSpec, identity: Ledger.RunIdentity) throws -> JobPlan {
         let corpus = try CorpusReader(spec: spec.input, baseDirectory: spec.baseDirectory, maxMemberSize: spec.maxMemberBytes)
         let sources = try InputIdentity.currentSources(corpus, kind: spec.input.kind)
@@ -75,7 +76,27 @@ public struct JobPlan: Codable, Sendable, Equatable {
                 units.append(Unit(source: index, first: 0, count: nil))
                 continue
             }
+            if let groups = corpus.parquetRowGroups(ofSource: index), groups.reduce(0, +) > 0 {
+                // Parquet: runs of whole row groups of about block_size rows, so a unit never decodes a row group
+                // it does not own.
+                var first = 0, count = 0
+                for rows in groups {
+                    if count > 0 && count + rows > spec.blockSize {
+                        units.append(Unit(source: index, first: first, count: count))
+                        first += count
+                        count = 0
+                    }
+                    count += rows
+                }
+                units.append(Unit(source: index, first: first, count: count))
+                continue
+            }
             let total = corpus.openSource(index).skip(Int.max)
+            if total == 0 && spec.input.kind == .folder {
+                throw CorpusError(.noInputFiles, path: sources[index].display, detail: "the folder tree holds no "
+                    + "images (\(spec.input.imageExtensions.map { "." + $0 }.joined(separator: ", ")))"
+                    + FolderContents.hint(sources[index].path))
+            }
             var first = 0
             repeat {
                 units.append(Unit(source: index, first: first, count: min(spec.blockSize, total - first)))

@@ -84,7 +84,8 @@ public struct PipelineSpec: Sendable, Equatable {
     public var filter: Filter
     public var limits = Limits()
     public var duplicates = DuplicatePolicy.drop
-    /// Samples per unit of work for list files and image folders (`input.block_size`); a shard is one unit.
+    /// Samples per unit of work for list files and image folders (`input.block_size`); a shard is one unit; a Parquet
+    /// file is split into runs of whole row groups of about this many rows.
     public var blockSize = 10_000
     /// How the job is spread (`job:`); none of it changes an output byte, so none of it is in the fingerprint.
     public var job = Job()
@@ -118,7 +119,8 @@ public struct PipelineSpec: Sendable, Equatable {
         let i = try root.map("input", required: true)
         let kindName = try i.string("kind", required: true) ?? ""
         guard let kind = CorpusSpec.Kind(rawValue: kindName) else {
-            throw i.error("kind", "is \"\(kindName)\"; use one of webdataset, jsonl, csv, tsv, folder")
+            throw i.error("kind", "is \"\(kindName)\"; use one of "
+                + CorpusSpec.Kind.allCases.map(\.rawValue).joined(separator: ", "))
         }
         let paths = try i.strings("paths") ?? (try i.string("path")).map { [$0] }
         guard let paths, !paths.isEmpty else { throw i.error("paths", "is missing: list the input files, folders or brace patterns") }

@@ -104,7 +104,8 @@ final class CorpusReaderTests: XCTestCase {
         XCTAssertEqual(error(CorpusSpec(kind: .jsonl, paths: ["a.jsonl"], captionExtension: "jpg"))?.kind,
                        .invalidSpec)
         XCTAssertEqual(error(CorpusSpec(kind: .jsonl, paths: ["a.jsonl"], imageColumn: "x", captionColumn: "x"))?
-            .description, "imageColumn \"x\", captionColumn \"x\" and keyColumn nil must name different columns. "
+            .description, "input.image_column \"x\", input.caption_column \"x\" and input.key_column nil must name "
+            + "different columns. "
             + "Fix the input section of the pipeline spec.")
         let missing = error(CorpusSpec(kind: .jsonl, paths: ["a.jsonl", "b.jsonl"]))
         XCTAssertEqual(missing?.kind, .pathNotFound)

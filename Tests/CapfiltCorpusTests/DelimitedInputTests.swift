@@ -72,15 +72,15 @@ final class DelimitedInputTests: XCTestCase {
             _ = try CorpusReader(spec: CorpusSpec(kind: .csv, paths: ["a.csv", "b.csv"]), baseDirectory: folder.url)
         }
         XCTAssertEqual(missing?.kind, .missingColumn)
-        XCTAssertEqual(missing?.description, "b.csv: the header has no column for imageColumn \"image\"; columns "
-            + "found: \"url\", \"caption \", \"caption\". Set imageColumn / captionColumn / keyColumn in the spec to "
-            + "one of the columns found, or fix the header row.")
+        XCTAssertEqual(missing?.description, "b.csv: the header has no column for input.image_column \"image\"; "
+            + "columns found: \"url\", \"caption \", \"caption\". Set input.image_column / input.caption_column / "
+            + "input.key_column in the spec to one of the columns found, or fix the header row.")
         let key = corpusError {
             _ = try CorpusReader(spec: CorpusSpec(kind: .csv, paths: ["a.csv"], keyColumn: "id"),
                                  baseDirectory: folder.url)
         }
         XCTAssertEqual(key?.kind, .missingColumn)
-        XCTAssertTrue(key?.detail.contains("keyColumn \"id\"") == true)
+        XCTAssertTrue(key?.detail.contains("input.key_column \"id\"") == true)
         let empty = corpusError {
             _ = try CorpusReader(spec: CorpusSpec(kind: .csv, paths: ["empty.csv"]), baseDirectory: folder.url)
         }

@@ -45,4 +45,36 @@ final class CommandTests: XCTestCase {
         XCTAssertTrue(run.stderr.contains("filter.treshold"), run.stderr)
         XCTAssertTrue(run.stderr.contains("did you mean filter.threshold"), run.stderr)
     }
+
+    /// Input of the wrong kind, a typo in a path, a folder of Parquet files given as an image folder: exit status 1
+    /// and one message naming the file and what it looks like; and nothing left behind that blocks the corrected spec.
+    func testWrongInputExitsOneAndLeavesNothingBlocking() throws {
+        let corpus = try TestCorpus.make()
+        defer { corpus.remove() }
+        let original = try String(contentsOfFile: corpus.specPath, encoding: .utf8)
+        let shardInput = "kind: webdataset\n  paths: [\"data/{00000..00000}.tar\"]"
+        XCTAssertTrue(original.contains(shardInput))
+        try FileManager.default.createDirectory(at: corpus.folder.appendingPathComponent("tables"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: corpus.folder.appendingPathComponent("data.parquet"),
+                                         to: corpus.folder.appendingPathComponent("tables/train-00000.parquet"))
+        let wrong: [(String, String)] = [
+            ("kind: webdataset\n  paths: [data.parquet]", "data.parquet: input.kind is 'webdataset' but this looks like a Parquet file"),
+            ("kind: jsonl\n  paths: [data.parquet]", "data.parquet: input.kind is 'jsonl' but this looks like a Parquet file"),
+            ("kind: csv\n  paths: [data/00000.tar]", "data/00000.tar: input.kind is 'csv' but this looks like a tar archive"),
+            ("kind: folder\n  paths: [tables]", "tables: the folder tree holds no images"),
+            ("kind: webdataset\n  paths: [\"data/{00000..00001}.tar\"]", "data/00001.tar: no such file or folder"),
+            ("kind: parquet\n  paths: [data.parquet]\n  caption_column: text", "no column \"text\" for input.caption_column"),
+        ]
+        for (input, message) in wrong {
+            try original.replacingOccurrences(of: shardInput, with: input).write(toFile: corpus.specPath, atomically: true, encoding: .utf8)
+            let run = try capfilt(["run", corpus.specPath])
+            XCTAssertEqual(run.status, 1, input)
+            XCTAssertTrue(run.stderr.contains(message), "\(input): \(run.stderr)")
+            XCTAssertFalse(run.stderr.contains("PAR1"), "no binary bytes in the message")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: corpus.output.appendingPathComponent("capfilt_job.json").path))
+        }
+        try original.write(toFile: corpus.specPath, atomically: true, encoding: .utf8)
+        let fixed = try capfilt(["run", corpus.specPath])
+        XCTAssertEqual(fixed.status, 0, "the corrected spec runs in the same folder: \(fixed.stderr)")
+    }
 }

@@ -111,6 +111,39 @@ final class PipelineTests: XCTestCase {
         try checkShards(corpus)
     }
 
+    /// The scrape as a Hugging Face Parquet dataset gives, sample for sample, what the webdataset shard gives
+    /// (one unit each, so the same batches and seeds); with block_size 4 its units are runs of whole row groups
+    /// (3 rows each here: one row group a unit, as two would pass 4 rows).
+    func testParquetEndToEndMatchesTheShard() throws {
+        let shard = try TestCorpus.make()
+        let table = try TestCorpus.make(kind: "parquet")
+        let blocks = try TestCorpus.make(kind: "parquet", blockSize: 4)
+        defer { shard.remove(); table.remove(); blocks.remove() }
+        XCTAssertEqual(try run(shard), .completed)
+        XCTAssertEqual(try run(table), .completed)
+        XCTAssertEqual(try run(blocks), .completed)
+        let plan = try JobPlan.open(folder: blocks.output)
+        let n = shard.expectations.count
+        XCTAssertEqual(plan.units.map(\.first), Array(stride(from: 0, to: n, by: 3)), "one row group a unit")
+        XCTAssertEqual(plan.units.compactMap(\.count), stride(from: 0, to: n, by: 3).map { min(3, n - $0) })
+        XCTAssertEqual(try ledgerRows(blocks).map(\.sourceKey), shard.expectations.map(\.sourceKey))
+        XCTAssertEqual(try JobPlan.open(folder: table.output).units.count, 1)
+        let a = try ledgerRows(shard), b = try ledgerRows(table)
+        XCTAssertEqual(b.map(\.sourceKey), a.map(\.sourceKey))
+        for (row, (x, y)) in zip(a, b).enumerated() {
+            XCTAssertEqual(y.position, "row \(row)")
+            // Parquet text is UTF-8 by definition: the shard's Latin-1 caption went in with U+FFFD replacements.
+            if x.sourceKey == "latin1" { continue }
+            XCTAssertEqual(y.status, x.status, x.sourceKey)
+            XCTAssertEqual(y.reason, x.reason, x.sourceKey)
+            XCTAssertEqual(y.webText, x.webText, x.sourceKey)
+            XCTAssertEqual(y.captions.map(\.text), x.captions.map(\.text), x.sourceKey)
+            XCTAssertEqual(y.webScore, x.webScore, x.sourceKey)
+            XCTAssertEqual(y.mainCaption, x.mainCaption, x.sourceKey)
+        }
+        XCTAssertGreaterThan(b.filter { $0.status == .kept }.count, 0)
+    }
+
     /// Stopped after each of several batches and resumed: the same bytes as one uninterrupted run.
     func testResumeAfterStopIsByteIdentical() throws {
         let reference = try TestCorpus.make()

@@ -1,5 +1,6 @@
 // A small scrape with every kind of bad input, written as an img2dataset-like webdataset shard and as a
 // JSONL list, plus a spec using the tiny fixture models.
+import CapfiltParquet
 import CapfiltPipeline
 import CapfiltWebDataset
 import Foundation
@@ -78,7 +79,7 @@ struct TestCorpus {
     /// Writes `data/00000.tar` (the scrape), `list.jsonl` + `images/` (the same as a list) and `spec.yaml`.
     static func make(kind: String = "webdataset", samplesPerShard: Int = 4, decoding: String = "nucleus",
                      batchSize: Int = 4, maxShardBytes: Int = 1 << 30, filterModel: URL? = nil,
-                     duplicates: String = "drop") throws -> TestCorpus {
+                     duplicates: String = "drop", blockSize: Int = 10_000) throws -> TestCorpus {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("capfilt-pipeline-\(UUID().uuidString)")
         let data = folder.appendingPathComponent("data"), images = folder.appendingPathComponent("images")
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
@@ -100,7 +101,21 @@ struct TestCorpus {
         // A list line whose image file is not there.
         lines.append(#"{"key": "gone", "image": "images/gone.jpg", "caption": "a picture that was never downloaded"}"#)
         try (lines.joined(separator: "\n") + "\n").write(to: folder.appendingPathComponent("list.jsonl"), atomically: true, encoding: .utf8)
-        let input = kind == "webdataset" ? "  kind: webdataset\n  paths: [\"data/{00000..00000}.tar\"]" : "  kind: jsonl\n  paths: [list.jsonl]\n  key_column: key"
+        // The same scrape as a Hugging Face image dataset (image struct {bytes, path}), 3 rows per row group.
+        let parquet = try ParquetWriter(path: folder.appendingPathComponent("data.parquet").path, columns: [
+            ParquetWriterColumn("key", .string), ParquetWriterColumn("image", .image), ParquetWriterColumn("caption", .string)])
+        for group in stride(from: 0, to: all.count, by: 3).map({ Array(all[$0..<min(all.count, $0 + 3)]) }) {
+            let images = group.map { sample in
+                sample.members.first { ["jpg", "png"].contains($0.0) }.map { ParquetImage(bytes: $0.1, path: "\(sample.key).\($0.0)") }
+            }
+            let captions = group.map { sample in sample.members.first { $0.0 == "txt" }.map { String(decoding: $0.1, as: UTF8.self) } }
+            try parquet.writeRowGroup([.string(group.map(\.key)), .image(images), .string(captions)])
+        }
+        try parquet.close()
+        let inputs = ["webdataset": "  kind: webdataset\n  paths: [\"data/{00000..00000}.tar\"]",
+                      "jsonl": "  kind: jsonl\n  paths: [list.jsonl]\n  key_column: key",
+                      "parquet": "  kind: parquet\n  paths: [data.parquet]\n  key_column: key"]
+        let input = (inputs[kind] ?? "") + "\n  block_size: \(blockSize)"
         let spec = """
             version: 1
             input:
