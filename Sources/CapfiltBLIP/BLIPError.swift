@@ -7,10 +7,14 @@ public enum BLIPError: Error, CustomStringConvertible, Equatable {
     case invalidArgument(String)
     case sequenceTooLong(length: Int, limit: Int)
 
-    public var description: String {
+    public var description: String { description(modelSetting: "--model") }
+
+    /// The message, naming `modelSetting` (a flag such as `--model`, or a spec field such as `captioner.model`)
+    /// as what to point at the right folder.
+    public func description(modelSetting: String) -> String {
         switch self {
         case .missingFile(let path, let what):
-            return "\(path) is missing: it holds \(what). Point --model at a BLIP folder as downloaded from the Hugging Face Hub (config.json, weights, vocab.txt or tokenizer.json, preprocessor_config.json)."
+            return "\(path) is missing: it holds \(what). Point \(modelSetting) at a BLIP folder as downloaded from the Hugging Face Hub (config.json, weights, vocab.txt or tokenizer.json, preprocessor_config.json)."
         case .invalidConfig(let path, let reason):
             return "\(path): \(reason). Fix the file or download it again from the Hub."
         case .wrongArchitecture(let path, let found, let expected):

@@ -121,3 +121,24 @@ extension InputSample {
         return digits.count >= 9 ? digits : String(repeating: "0", count: 9 - digits.count) + digits
     }
 }
+
+extension InputSample {
+    /// What the input says about this sample besides its image, caption and key, as text: the top-level members of
+    /// its `KEY.json` (a webdataset member or a folder sidecar, such as img2dataset's `url`, `original_width`,
+    /// `exif`) and a list's or Parquet file's other columns (which win over the JSON member of the same name).
+    /// Strings as they are; numbers, booleans, objects and arrays as their JSON text; nulls left out.
+    public var inputFields: [String: String] {
+        var fields: [String: String] = [:]
+        if let json = metadata["json"], let members = try? JSONLineParser.parseObject(Array(json.utf8)) {
+            for (name, value) in members {
+                switch value {
+                case .null: continue
+                case .string(let bytes, _): fields[name] = String(decoding: bytes, as: UTF8.self)
+                case .other(let text, _): fields[name] = text
+                }
+            }
+        }
+        for (name, value) in metadata where name != "json" { fields[name] = value }
+        return fields
+    }
+}

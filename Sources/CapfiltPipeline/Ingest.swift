@@ -75,6 +75,7 @@ struct Ingestor {
                                   sourceKey: sourceKey, source: input.location.source, position: input.location.position,
                                   stage: .ingested, status: .pending)
         (record.webText, record.webTextProblem) = checkText(input.text)
+        record.inputFields = input.inputFields
         let problems = input.problems.isEmpty ? nil : input.problems.joined(separator: "; ")
         func fail(_ reason: String, _ detail: String) -> IngestedSample {
             record.stage = .done

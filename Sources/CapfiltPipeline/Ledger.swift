@@ -82,12 +82,21 @@ public struct SampleRecord: Sendable, Equatable, Codable {
     public var mainCaption: String?
     /// "web" or "synthetic".
     public var mainCaptionSource: String?
+    /// The input's own fields about the sample (``InputSample/inputFields``): img2dataset's `url`, `exif`,
+    /// `original_width`, a list's extra columns. Output manifests take img2dataset's columns and
+    /// `output.additional_columns` from here.
+    public var inputFields: [String: String] {
+        get { storedInputFields ?? [:] }
+        set { storedInputFields = newValue.isEmpty ? nil : newValue }
+    }
+    /// Absent from records of inputs that say nothing more (and from records written before version 4).
+    var storedInputFields: [String: String]?
 
     enum CodingKeys: String, CodingKey {
         case ordinal, key, sourceKey = "source_key", source, position, webText = "web_text", webTextProblem = "web_text_problem"
         case imageSHA256 = "image_sha256", imageFormat = "image_format", imageBytes = "image_bytes", width, height, stage, status
         case reason, detail, duplicateOf = "duplicate_of", captions, webScore = "web_score", mainCaption = "main_caption"
-        case mainCaptionSource = "main_caption_source"
+        case mainCaptionSource = "main_caption_source", storedInputFields = "input_fields"
     }
 
     public init(ordinal: Int, key: String, sourceKey: String, source: String, position: String, webText: String? = nil,
@@ -104,7 +113,7 @@ public struct SampleRecord: Sendable, Equatable, Codable {
 }
 
 public final class Ledger: @unchecked Sendable {
-    public static let schemaVersion = 3
+    public static let schemaVersion = 4
     public let path: String
     private let db: Database
     private let lock = NSLock()
@@ -158,6 +167,8 @@ public final class Ledger: @unchecked Sendable {
                 bytes BLOB NOT NULL
             );
             """),
+        // Version 4: what the input says about each sample (url, exif, original sizes, extra columns).
+        Migration("002_input_fields", "ALTER TABLE samples ADD COLUMN input_fields TEXT;"),
     ]
 
     /// Opens (creating if needed) the ledger at `path`.
@@ -259,8 +270,8 @@ public final class Ledger: @unchecked Sendable {
                 let statement = try db.prepare("""
                     INSERT OR REPLACE INTO samples (ordinal, key, source_key, source, position, web_text, web_text_problem,
                         image_sha256, image_format, image_bytes, width, height, stage, status, reason, detail, duplicate_of,
-                        captions, web_score, main_caption, main_caption_source)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        captions, web_score, main_caption, main_caption_source, input_fields)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
                 for r in records { try statement.run(Self.values(r)) }
                 if !keptImages.isEmpty {
@@ -363,14 +374,16 @@ public final class Ledger: @unchecked Sendable {
         return [.integer(Int64(r.ordinal)), .text(r.key), .text(r.sourceKey), .text(r.source), .text(r.position),
                 text(r.webText), text(r.webTextProblem), text(r.imageSHA256), text(r.imageFormat), int(r.imageBytes),
                 int(r.width), int(r.height), .text(r.stage.rawValue), .text(r.status.rawValue), text(r.reason), text(r.detail),
-                int(r.duplicateOf), .text(captions), text(web), text(r.mainCaption), text(r.mainCaptionSource)]
+                int(r.duplicateOf), .text(captions), text(web), text(r.mainCaption), text(r.mainCaptionSource),
+                r.inputFields.isEmpty ? .null : .text(JSON.object(r.inputFields.mapValues { .string($0) }).text)]
     }
 
     private static func record(_ row: Row) throws -> SampleRecord {
         let decoder = JSONDecoder()
         let captionsJSON: String = row["captions"] ?? "[]"
         let webJSON: String? = row["web_score"]
-        return SampleRecord(
+        let fieldsJSON: String? = row["input_fields"]
+        var record = SampleRecord(
             ordinal: row["ordinal"] ?? 0, key: row["key"] ?? "", sourceKey: row["source_key"] ?? "",
             source: row["source"] ?? "", position: row["position"] ?? "", webText: row["web_text"],
             webTextProblem: row["web_text_problem"], imageSHA256: row["image_sha256"], imageFormat: row["image_format"],
@@ -381,6 +394,8 @@ public final class Ledger: @unchecked Sendable {
             captions: try decoder.decode([SyntheticCaption].self, from: Data(captionsJSON.utf8)),
             webScore: try webJSON.map { try decoder.decode(WebTextScore.self, from: Data($0.utf8)) },
             mainCaption: row["main_caption"], mainCaptionSource: row["main_caption_source"])
+        if let fieldsJSON { record.inputFields = try decoder.decode([String: String].self, from: Data(fieldsJSON.utf8)) }
+        return record
     }
 }
 

@@ -537,7 +537,8 @@ extension Merge {
             "source": .object(["path": .string(displayPath(r.source)), "position": .string(r.position), "key": .string(r.sourceKey)]),
             "width": .int(r.width ?? 0),
             "height": .int(r.height ?? 0),
-            "image_format": .string(r.imageFormat ?? ""),
+            // The member's extension ("jpg", "png", "webp"), as the tar names it.
+            "image_format": .string(r.imageFormat == nil ? "" : Self.imageExtension(r)),
             "image_sha256": .string(r.imageSHA256 ?? ""),
             "main_caption": .string(r.mainCaption ?? ""),
             "main_caption_source": .string(r.mainCaptionSource ?? ""),

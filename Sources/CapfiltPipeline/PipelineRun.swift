@@ -117,8 +117,8 @@ public final class PipelineRun: @unchecked Sendable {
         }
         holder = LeaseHolder.current(worker: worker, workers: workers)
 
-        let captionFolder = try ModelFolder(url: spec.resolve(spec.captioner.model))
-        let filterFolder = try ModelFolder(url: spec.resolve(spec.filter.model))
+        let captionFolder = try Self.naming("captioner.model") { try ModelFolder(url: spec.resolve(spec.captioner.model)) }
+        let filterFolder = try Self.naming("filter.model") { try ModelFolder(url: spec.resolve(spec.filter.model)) }
         log("hashing model weights")
         let identity = Ledger.RunIdentity(specFingerprint: spec.fingerprint, specYAML: specYAML,
                                           specPath: URL(fileURLWithPath: specPath).standardizedFileURL.path,
@@ -147,6 +147,15 @@ public final class PipelineRun: @unchecked Sendable {
     /// Releases the worker index for another process. The object must not run again.
     public func close() {
         workerLock.release()
+    }
+
+    /// Runs `body`, turning a model error into one that names the spec field to fix (not a command-line flag).
+    static func naming<T>(_ setting: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as BLIPError {
+            throw PipelineError(error.description(modelSetting: "\(setting) in the spec"))
+        }
     }
 
     /// Claims and runs units until none is left, then merges if every unit is done and no one else is merging.

@@ -23,9 +23,9 @@ final class Models: @unchecked Sendable {
     init(captionFolder: ModelFolder, filterFolder: ModelFolder, spec: PipelineSpec, stop: StopFlag) throws {
         self.captionFolder = captionFolder
         self.filterFolder = filterFolder
-        captioner = try captionFolder.loadCaptioner(precision: spec.captioner.precision)
+        captioner = try PipelineRun.naming("captioner.model") { try captionFolder.loadCaptioner(precision: spec.captioner.precision) }
         if stop.isSet { throw CancellationError() }
-        retriever = try filterFolder.loadRetriever(precision: spec.filter.precision)
+        retriever = try PipelineRun.naming("filter.model") { try filterFolder.loadRetriever(precision: spec.filter.precision) }
     }
 }
 
@@ -65,12 +65,19 @@ public struct UnitResult: Codable, Sendable, Equatable {
 }
 
 /// Counters for progress lines.
+/// One vocabulary with `capfilt status`: `kept`, `filtered` (dropped by the filter), `duplicate`, `failed` are
+/// final statuses, and `finished` is their sum (resumed samples included, counted by their recorded status).
 public struct RunProgress: Sendable {
     public var read = 0
     public var captioned = 0
+    /// Samples whose texts the filter scored.
+    public var scored = 0
     public var finished = 0
     public var kept = 0
+    public var filtered = 0
+    public var duplicate = 0
     public var failed = 0
+    /// Samples already done in the ledger when this worker reached them (a resume).
     public var skipped = 0
     public var stage = "ingest"
     /// Units this worker finished, and the job's units done (by anyone) of `unitCount`.
@@ -86,6 +93,21 @@ public struct RunProgress: Sendable {
         guard unitCount > 0, unitsFinished > 0 else { return nil }
         let perUnit = Date().timeIntervalSince(started) / Double(unitsFinished)
         return perUnit * Double(max(0, unitCount - unitsDone))
+    }
+}
+
+extension RunProgress {
+    mutating func count(_ statuses: [SampleStatus]) {
+        for status in statuses {
+            switch status {
+            case .kept: kept += 1
+            case .filtered: filtered += 1
+            case .duplicate: duplicate += 1
+            case .failed: failed += 1
+            case .pending: continue
+            }
+            finished += 1
+        }
     }
 }
 
@@ -143,8 +165,13 @@ final class UnitWork: @unchecked Sendable {
                     defer { batch = [] }
                     guard !batch.isEmpty else { return }
                     let work = try prepare(batch)
-                    counters.update { $0.read += batch.count; $0.skipped += work.skipped }
-                    if !work.samples.isEmpty && !queue.push(work.samples) { throw CancellationError() }
+                    counters.update { c in
+                        c.read += batch.count
+                        c.skipped += work.skipped
+                        c.count(work.done)
+                    }
+                    // Pushed even when empty (every sample failed or was done before), so the model thread reports.
+                    if !queue.push(work.samples) { throw CancellationError() }
                 }
                 while !stop.isSet, let (position, sample) = samples.next() {
                     batch.append((position, sample))
@@ -176,9 +203,8 @@ final class UnitWork: @unchecked Sendable {
                 counters.update { $0.captioned += batch.filter { $0.captionPixels != nil }.count; $0.stage = "filter" }
                 try filterStage(&batch)
                 let snapshot = counters.update { c in
-                    c.finished += batch.count
-                    c.kept += batch.filter { $0.record.status == .kept }.count
-                    c.failed += batch.filter { $0.record.status == .failed }.count
+                    c.scored += batch.filter { $0.record.webScore != nil || $0.record.captions.contains { $0.itm != nil } }.count
+                    c.count(batch.map(\.record.status))
                 }
                 progress(snapshot)
             }
@@ -192,8 +218,11 @@ final class UnitWork: @unchecked Sendable {
     // MARK: - Ingest
 
     /// Ingests the new samples of one batch (one transaction) and decodes those the model stages still need.
-    private func prepare(_ inputs: [(position: Int, sample: InputSample)]) throws -> (samples: [IngestedSample], skipped: Int) {
-        guard let first = inputs.first?.position, let last = inputs.last?.position else { return ([], 0) }
+    /// Returns the samples with model work left, how many were done before (a resume), and the statuses of the
+    /// samples that are done without the models (failed, duplicate, resumed).
+    private func prepare(_ inputs: [(position: Int, sample: InputSample)]) throws
+        -> (samples: [IngestedSample], skipped: Int, done: [SampleStatus]) {
+        guard let first = inputs.first?.position, let last = inputs.last?.position else { return ([], 0, []) }
         let existing = Dictionary(uniqueKeysWithValues: try ledger.samples(in: first..<(last + 1)).map { ($0.ordinal, $0) })
         var out: [IngestedSample] = []
         var fresh: [SampleRecord] = []
@@ -225,7 +254,7 @@ final class UnitWork: @unchecked Sendable {
         try ledger.commit(fresh, files: files)
         KillPoint.pass("after-ingest-commit")
         // Only samples with model work left go to the model thread.
-        return (out.filter { $0.record.stage != .done }, skipped)
+        return (out.filter { $0.record.stage != .done }, skipped, out.filter { $0.record.stage == .done }.map(\.record.status))
     }
 
     // MARK: - Caption

@@ -35,6 +35,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "No progress output.")
     var quiet = false
 
+    @Flag(help: "At the end, print the job's summary as JSON on stdout (what `capfilt status OUT --json` prints, plus \"outcome\", \"worker\" and \"workers\").")
+    var json = false
+
     @Option(help: "This worker's index, 0 ..< --workers (default: from the scheduler's environment, else 0).")
     var worker: Int?
 
@@ -99,10 +102,18 @@ struct RunCommand: ParsableCommand {
         }
         let outcome = try pipeline.run(stop: stop, verification: verify ? .full : .automatic, wait: !noWait, progress: reporter.update)
         reporter.finish()
+        if json {
+            var summary: [String: JSON] = ["outcome": .string(outcome == .completed ? "completed" : "interrupted"),
+                                           "worker": .int(index), "workers": .int(count)]
+            if case .object(let job) = try StatusCommand.summary(folder: pipeline.outputFolder) {
+                summary.merge(job) { ours, _ in ours }
+            }
+            print(JSON.object(summary).text)
+        }
         switch outcome {
         case .completed:
             reporter.log("worker \(index) of \(count) done: \(pipeline.outputFolder.path)")
-            try StatusCommand.printSummary(folder: pipeline.outputFolder)
+            if !json { try StatusCommand.printSummary(folder: pipeline.outputFolder) }
         case .interrupted:
             reporter.log("interrupted; nothing committed is lost. Resume with: capfilt run \(spec)")
             throw ExitCode(130)
@@ -110,13 +121,17 @@ struct RunCommand: ParsableCommand {
     }
 }
 
-/// RunProgress on stderr: a line rewritten in place on a terminal, a plain line every 10 s otherwise.
+/// RunProgress on stderr: a line rewritten in place on a terminal; otherwise (a log file, a scheduler's output) a
+/// plain line every 10 s, whenever a unit finishes, and once at the end, so a short run's log ends with its counts.
 final class ProgressReporter: @unchecked Sendable {
     private let quiet: Bool
     private let terminal = isatty(STDERR_FILENO) == 1
     private let start = Date()
     private var lastLine = Date.distantPast
     private var lastLength = 0
+    /// The latest progress, and whether it was printed.
+    private var latest: RunProgress?
+    private var latestShown = true
     private let lock = NSLock()
 
     init(quiet: Bool) { self.quiet = quiet }
@@ -131,17 +146,33 @@ final class ProgressReporter: @unchecked Sendable {
     func update(_ p: RunProgress) {
         guard !quiet else { return }
         lock.lock(); defer { lock.unlock() }
+        let milestone = latest.map { $0.unitsDone != p.unitsDone || $0.stage != p.stage && p.stage == "merge" } ?? true
+        latest = p
+        latestShown = false
         let now = Date()
-        guard now.timeIntervalSince(lastLine) >= (terminal ? 0.2 : 10) else { return }
-        lastLine = now
-        let elapsed = max(now.timeIntervalSince(start), 0.001)
-        let rate = Double(p.finished) / elapsed
+        guard now.timeIntervalSince(lastLine) >= (terminal ? 0.2 : 10) || (!terminal && milestone) else { return }
+        show(p, now: now)
+    }
+
+    /// The progress line: one vocabulary with `capfilt status` (kept, filtered = dropped by the filter, duplicate,
+    /// failed), the keep share over the samples finished.
+    static func line(_ p: RunProgress, elapsed: Double) -> String {
+        let rate = Double(p.finished - p.skipped) / max(elapsed, 0.001)
         let keep = p.finished > 0 ? 100 * Double(p.kept) / Double(p.finished) : 0
         let eta = p.estimatedSecondsLeft.map { s in s >= 3600 ? String(format: "  ETA %dh%02dm", Int(s) / 3600, Int(s) % 3600 / 60)
                                                                   : String(format: "  ETA %dm%02ds", Int(s) / 60, Int(s) % 60) } ?? ""
         let unit = p.unit.map { "unit \(JobPlan.unitName($0)) " } ?? ""
-        let text = String(format: "[%@%@] units %d/%d  read %d  captioned %d  filtered %d  kept %d (%.1f%%)  failed %d  resumed past %d  %.1f samples/s",
-                          unit, p.stage, p.unitsDone, p.unitCount, p.read, p.captioned, p.finished, p.kept, keep, p.failed, p.skipped, rate) + eta
+        let counts = String(format: "units %d/%d  read %d  captioned %d  scored %d  finished %d: kept %d (%.1f%%) filtered %d duplicate %d failed %d",
+                            p.unitsDone, p.unitCount, p.read, p.captioned, p.scored, p.finished, p.kept, keep, p.filtered,
+                            p.duplicate, p.failed)
+        let resumed = p.skipped > 0 ? "  resumed past \(p.skipped)" : ""
+        return "[\(unit)\(p.stage)] " + counts + resumed + String(format: "  %.1f samples/s", rate) + eta
+    }
+
+    private func show(_ p: RunProgress, now: Date) {
+        lastLine = now
+        latestShown = true
+        let text = Self.line(p, elapsed: now.timeIntervalSince(start))
         if terminal {
             clearLine()
             FileHandle.standardError.write(Data(("\r" + text).utf8))
@@ -151,8 +182,10 @@ final class ProgressReporter: @unchecked Sendable {
         }
     }
 
+    /// Ends the live line; when not on a terminal, prints the last counts if they were not printed yet.
     func finish() {
         lock.lock(); defer { lock.unlock() }
+        if !quiet && !terminal && !latestShown, let latest { show(latest, now: Date()) }
         clearLine()
     }
 

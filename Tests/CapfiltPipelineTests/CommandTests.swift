@@ -77,4 +77,47 @@ final class CommandTests: XCTestCase {
         let fixed = try capfilt(["run", corpus.specPath])
         XCTAssertEqual(fixed.status, 0, "the corrected spec runs in the same folder: \(fixed.stderr)")
     }
+
+    /// Progress without a terminal (a log file): the last line printed is the run's final counts, in `status`'s
+    /// vocabulary, with failed and duplicate samples counted and the keep share over the samples finished; and
+    /// `--json` puts the job's summary on stdout.
+    func testProgressLogEndsWithTheSummaryCountsAndJSONIsMachineReadable() throws {
+        let corpus = try TestCorpus.make()
+        defer { corpus.remove() }
+        let run = try capfilt(["run", corpus.specPath, "--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let summary = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any],
+                                    "stdout is one JSON object: \(run.stdout)")
+        XCTAssertEqual(summary["outcome"] as? String, "completed")
+        XCTAssertEqual(summary["samples"] as? Int, corpus.expectations.count)
+        let statuses = try XCTUnwrap(summary["statuses"] as? [String: Int])
+        XCTAssertGreaterThan(statuses["failed"] ?? 0, 0, "the test scrape has undecodable images")
+        XCTAssertGreaterThan(statuses["duplicate"] ?? 0, 0, "the test scrape repeats an image")
+
+        let last = try XCTUnwrap(run.stderr.split(separator: "\n").last { $0.contains("] units ") }.map(String.init),
+                                 "a progress line is logged: \(run.stderr)")
+        func count(_ word: String) -> Int? {
+            guard let range = last.range(of: #"\b"# + word + #" (\d+)"#, options: .regularExpression) else { return nil }
+            return Int(last[range].split(separator: " ").last ?? "")
+        }
+        for status in ["kept", "filtered", "duplicate", "failed"] {
+            XCTAssertEqual(count(status), statuses[status] ?? 0, "\(status) in \(last)")
+        }
+        XCTAssertEqual(count("finished"), corpus.expectations.count, last)
+        let share = String(format: "(%.1f%%)", 100 * Double(statuses["kept"] ?? 0) / Double(corpus.expectations.count))
+        XCTAssertTrue(last.contains(share), "keep share over the finished samples, \(share): \(last)")
+    }
+
+    /// A model folder without its files: the message names the spec field to fix, not a command-line flag.
+    func testMissingModelNamesTheSpecField() throws {
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("capfilt-empty-model-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: empty) }
+        let corpus = try TestCorpus.make(filterModel: empty)
+        defer { corpus.remove() }
+        let run = try capfilt(["run", corpus.specPath])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains("Point filter.model in the spec at a BLIP folder"), run.stderr)
+        XCTAssertFalse(run.stderr.contains("--model"), run.stderr)
+    }
 }

@@ -36,7 +36,7 @@ final class PipelineSpecTests: XCTestCase {
             (minimal.replacingOccurrences(of: "captioner: {model: cap}", with: "captioner: {model: cap, topp: 0.9}"), "captioner.topp"),
             (minimal.replacingOccurrences(of: "captioner: {model: cap}", with: "captioner: {model: cap, top_p: 1.5}"), "captioner.top_p"),
             (minimal.replacingOccurrences(of: "captioner: {model: cap}", with: "captioner: {model: cap, decoding: sampling}"), "captioner.decoding"),
-            (minimal.replacingOccurrences(of: "kind: jsonl", with: "kind: parquet"), "input.kind"),
+            (minimal.replacingOccurrences(of: "kind: jsonl", with: "kind: arrow"), "use one of webdataset, jsonl, csv, tsv, folder, parquet"),
             (minimal.replacingOccurrences(of: "output: {folder: out}", with: "output: {folder: out, samples_per_shard: 0}"), "output.samples_per_shard"),
             (minimal.replacingOccurrences(of: "filter: {model: itm}", with: "filter: {model: itm, threshold: high}"), "filter.threshold"),
             (minimal.replacingOccurrences(of: "filter: {model: itm}", with: "filter: {}"), "filter.model"),

@@ -171,8 +171,12 @@ struct CapfiltPipelineSpecLoader {
         let pipeline = try PipelineRun(spec: spec, specYAML: yaml, specPath: corpus.specPath, newRun: newRun)
         defer { pipeline.close() }
         let stop = StopFlag()
-        var batches = 0
-        return try pipeline.run(stop: stop) { _ in
+        // Counts the reports that finished new samples: a resume's reports of samples done before do not count,
+        // or a run stopped after N batches would never get past them.
+        var batches = 0, finishedNew = 0
+        return try pipeline.run(stop: stop) { p in
+            guard p.finished - p.skipped > finishedNew else { return }
+            finishedNew = p.finished - p.skipped
             batches += 1
             if let limit = stopAfterBatches, batches >= limit { stop.set() }
         }

@@ -11,11 +11,7 @@ final class WorkerTests: XCTestCase {
     /// The test scrape as a list cut into units of 5 rows: 7 units, with an image repeated across units and a
     /// key repeated, so the merge's cross-unit rules are exercised.
     private func multiUnitCorpus() throws -> TestCorpus {
-        let corpus = try TestCorpus.make(kind: "jsonl", samplesPerShard: 4)
-        let yaml = try String(contentsOfFile: corpus.specPath, encoding: .utf8)
-        try yaml.replacingOccurrences(of: "  key_column: key", with: "  key_column: key\n  block_size: 5")
-            .write(toFile: corpus.specPath, atomically: true, encoding: .utf8)
-        return corpus
+        try TestCorpus.make(kind: "jsonl", samplesPerShard: 4, blockSize: 5)
     }
 
     private func startWorker(_ corpus: TestCorpus, _ index: Int, of count: Int, lease: Double = 1,
