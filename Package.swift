@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "CapfiltPipeline",
             dependencies: ["CapfiltBLIP", "CapfiltCorpus", "CapfiltStore", "CapfiltWebDataset", "CapfiltDigest",
-                           "CapfiltImage", .product(name: "Yams", package: "Yams")]
+                           "CapfiltImage", "CapfiltParquet", .product(name: "Yams", package: "Yams")]
         ),
         .executableTarget(
             name: "capfilt",
@@ -74,7 +74,8 @@ let package = Package(
         .testTarget(name: "CapfiltCorpusTests", dependencies: ["CapfiltCorpus", "CapfiltWebDataset", "CapfiltParquet"]),
         .testTarget(name: "CapfiltParquetTests", dependencies: ["CapfiltParquet"]),
         .testTarget(name: "CapfiltBLIPTests", dependencies: ["CapfiltBLIP", "CapfiltTensor", "CapfiltWeights", "CapfiltImage", "CapfiltText"]),
-        .testTarget(name: "CapfiltPipelineTests", dependencies: ["CapfiltPipeline", "CapfiltStore", "CapfiltWebDataset", "CapfiltParquet"]),
+        .testTarget(name: "CapfiltPipelineTests", dependencies: ["CapfiltPipeline", "CapfiltStore", "CapfiltWebDataset", "CapfiltParquet",
+                                                              "CapfiltImage", "CapfiltDigest"]),
         .testTarget(name: "CapfiltCLITests", dependencies: ["capfilt"]),
     ],
     swiftLanguageModes: [.v6]

@@ -67,6 +67,10 @@ rates = [r["samples"] / r["seconds"] for r in rows]
 for r, rate in zip(rows, rates):
     print(f"unit {r['unit']:05d}  worker {r['worker']}  {r['samples']:6d} samples  {r['seconds']:8.1f} s  {rate:6.1f} samples/s")
 print(f"first unit {rates[0]:.1f} samples/s, last unit {rates[-1]:.1f} samples/s: last/first = {rates[-1] / rates[0]:.3f}")
+for w in sorted({r["worker"] for r in rows}):
+    mine = [rate for r, rate in zip(rows, rates) if r["worker"] == w]
+    print(f"worker {w}: {len(mine)} units, first {mine[0]:.1f}, last {mine[-1]:.1f} samples/s: last/first = {mine[-1] / mine[0]:.3f}; "
+          f"min {min(mine):.1f}, max {max(mine):.1f}")
 PY
 }
 

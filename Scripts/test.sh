@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command: installs system libraries if missing, then runs every test. No Python packages from
-# PyPI, no network beyond Debian's packages, no real weights.
+# The test command: installs system libraries if missing, then runs every test. No real weights; PyPI only
+# for the loaders check below (into local/loaders-venv).
 #   Scripts/test.sh                 swift test, then the scheduler tests (below) with the debug capfilt
 #   Scripts/test.sh --filter X      swift test --filter X only (arguments go to swift test)
 # The scheduler tests run the capfilt that the test build made (.build/debug/capfilt) under a real one-node
@@ -29,4 +29,7 @@ if [ "$(id -u)" -eq 0 ] || python3 -c 'import yaml' 2>/dev/null; then
 else
   echo "test.sh: SKIPPED Scripts/k8s/test-indexed-job.sh: not root and python3 has no yaml module (apt-get install python3-yaml, or run as root)"
 fi
+# The loaders users read our output with (pyarrow, pandas, DuckDB, datasets, webdataset; from PyPI into
+# local/loaders-venv) on a real mixed-format run: Scripts/check_loaders.sh, about 3 minutes.
+bash Scripts/check_loaders.sh "$bin" || failed+=(Scripts/check_loaders.sh)
 [ ${#failed[@]} -eq 0 ] || { echo "test.sh: FAILED: ${failed[*]}" >&2; exit 1; }

@@ -150,6 +150,15 @@ static void cmyk_inverted_to_rgb(uint8_t *rgb, const uint8_t *cmyk, int width) {
     }
 }
 
+/// libjpeg's standard error manager with our handlers: errors and damaging warnings longjmp to `err->jump`.
+static struct jpeg_error_mgr *error_manager(jpeg_error *err) {
+    struct jpeg_error_mgr *manager = jpeg_std_error(&err->pub);
+    err->pub.error_exit = on_error_exit;
+    err->pub.emit_message = on_emit_message;
+    err->pub.output_message = on_output_message;
+    return manager;
+}
+
 int cic_jpeg_decode(const uint8_t *data, size_t size, uint8_t *rgb, int width, int height, cic_info *info) {
     struct jpeg_decompress_struct cinfo;
     jpeg_error err;
@@ -160,10 +169,7 @@ int cic_jpeg_decode(const uint8_t *data, size_t size, uint8_t *rgb, int width, i
         return cic_fail(info, CIC_NO_MEMORY, "out of memory for a JPEG row of width %d", width);
     }
 
-    cinfo.err = jpeg_std_error(&err.pub);
-    err.pub.error_exit = on_error_exit;
-    err.pub.emit_message = on_emit_message;
-    err.pub.output_message = on_output_message;
+    cinfo.err = error_manager(&err);
     if (setjmp(err.jump)) {
         jpeg_destroy_decompress(&cinfo);
         free(row);
@@ -213,5 +219,39 @@ int cic_jpeg_decode(const uint8_t *data, size_t size, uint8_t *rgb, int width, i
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
     free(row);
+    return CIC_OK;
+}
+
+int cic_jpeg_encode(const uint8_t *rgb, int width, int height, int quality, uint8_t **out, size_t *out_size,
+                    cic_info *info) {
+    struct jpeg_compress_struct cinfo;
+    jpeg_error err;
+    memset(&err, 0, sizeof(err));
+    unsigned char *buffer = NULL;
+    unsigned long size = 0;
+    cinfo.err = error_manager(&err);
+    if (setjmp(err.jump)) {
+        jpeg_destroy_compress(&cinfo);
+        free(buffer);
+        return cic_fail(info, err.status == CIC_OK ? CIC_CORRUPT : err.status, "JPEG encoder: %s", err.message);
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_mem_dest(&cinfo, &buffer, &size);
+    cinfo.image_width = (JDIMENSION)width;
+    cinfo.image_height = (JDIMENSION)height;
+    cinfo.input_components = 3;
+    cinfo.in_color_space = JCS_RGB;
+    // Pillow's defaults for save("JPEG", quality=q): 4:2:0 subsampling, ISLOW DCT, baseline, optimized off.
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, quality, TRUE);
+    jpeg_start_compress(&cinfo, TRUE);
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW row = (JSAMPROW)(rgb + (size_t)cinfo.next_scanline * (size_t)width * 3);
+        jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    *out = buffer;
+    *out_size = size;
     return CIC_OK;
 }

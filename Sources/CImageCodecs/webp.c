@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include <webp/decode.h>
+#include <webp/encode.h>
 
 static uint32_t le24(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16); }
 static uint32_t le32(const uint8_t *p) { return le24(p) | ((uint32_t)p[3] << 24); }
@@ -219,4 +220,23 @@ int cic_webp_decode(const uint8_t *data, size_t size, uint8_t *rgb, int width, i
     }
     free(rgba);
     return status;
+}
+
+int cic_webp_encode(const uint8_t *rgb, int width, int height, int quality, uint8_t **out, size_t *out_size,
+                    cic_info *info) {
+    uint8_t *buffer = NULL;
+    size_t size = WebPEncodeRGB(rgb, width, height, width * 3, (float)quality, &buffer);
+    if (size == 0 || buffer == NULL) {
+        return cic_fail(info, CIC_NO_MEMORY, "WebP encoder failed for a %dx%d image", width, height);
+    }
+    // The caller frees with free(); libwebp's buffer must go back through WebPFree, so copy it.
+    *out = malloc(size);
+    if (*out == NULL) {
+        WebPFree(buffer);
+        return cic_fail(info, CIC_NO_MEMORY, "out of memory for a %zu-byte WebP", size);
+    }
+    memcpy(*out, buffer, size);
+    WebPFree(buffer);
+    *out_size = size;
+    return CIC_OK;
 }

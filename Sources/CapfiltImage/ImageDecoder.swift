@@ -1,6 +1,6 @@
 // Decoding JPEG, PNG and WebP bytes into the RGB image transformers' convert_to_rgb would produce from
-// PIL.Image.open on the same bytes. The only Swift file that imports CImageCodecs: C status codes and
-// raw pointers stop here.
+// PIL.Image.open on the same bytes, and encoding RGB as JPEG or WebP (for `output.image_format`). The only
+// Swift file that imports CImageCodecs: C status codes and raw pointers stop here.
 import CImageCodecs
 import Foundation
 
@@ -130,5 +130,31 @@ public enum ImageDecoder {
         if starts(with: "<") || starts(with: "\u{FEFF}<") { return "text/HTML/SVG, not an image" }
         let head = bytes.prefix(8).map { String(format: "%02x", $0) }.joined(separator: " ")
         return "not a JPEG, PNG or WebP file; it starts with \(head)"
+    }
+}
+
+/// Encodes RGB images: libjpeg-turbo (baseline, 4:2:0, as Pillow's `save("JPEG")`) and libwebp (lossy). The same
+/// pixels and quality give the same bytes with the same library versions.
+public enum ImageEncoder {
+    /// `image` as a JPEG or WebP file at `quality` (1-100). PNG is not an encoding target.
+    public static func encode(_ image: RGBImage, as format: ImageFormat, quality: Int) throws(ImageError) -> [UInt8] {
+        guard format != .png else { throw ImageError(.unsupportedFormat, format: .png, detail: "PNG is not an encoding target") }
+        guard image.width > 0, image.height > 0, (1...100).contains(quality) else {
+            throw ImageError(.unsupportedFormat, format: format, detail: "cannot encode a \(image.width)x\(image.height) image at quality \(quality)")
+        }
+        var info = cic_info()
+        var out: UnsafeMutablePointer<UInt8>?
+        var size = 0
+        let status = image.pixels.withUnsafeBufferPointer { rgb in
+            format == .jpeg
+                ? cic_jpeg_encode(rgb.baseAddress, Int32(image.width), Int32(image.height), Int32(quality), &out, &size, &info)
+                : cic_webp_encode(rgb.baseAddress, Int32(image.width), Int32(image.height), Int32(quality), &out, &size, &info)
+        }
+        defer { free(out) }
+        guard status == Int32(CIC_OK), let out else {
+            let message = withUnsafeBytes(of: &info.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            throw ImageError(.corrupt(message), format: format, detail: message)
+        }
+        return Array(UnsafeBufferPointer(start: out, count: size))
     }
 }

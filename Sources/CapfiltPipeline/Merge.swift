@@ -16,12 +16,15 @@
 // ones, and a merge run again writes the same bytes.
 import CapfiltCorpus
 import CapfiltDigest
+import CapfiltImage
 import CapfiltStore
 import CapfiltWebDataset
 import Foundation
 
 /// The output formats' version, in every manifest and stats file (schemas in Manifests/).
-public let outputSchemaVersion = 1
+/// 2: the Parquet manifest beside each shard; img2dataset's url, original sizes, exif and sha256 columns; JSONL
+/// manifests without nulls; `successes` in the stats.
+public let outputSchemaVersion = 2
 
 public struct Merge {
     let spec: PipelineSpec
@@ -154,6 +157,7 @@ public struct Merge {
         try shards.finish()
         if stop.isSet { return false }
         try removeStaleShards(keeping: shards.written.count)
+        try writeDatasetCard(totals: totals, shards: shards.written.count)
         try writeRunManifest(shards.written, totals: totals, unitsDigest: digest)
         return true
     }
@@ -256,6 +260,45 @@ public struct Merge {
         }
     }
 
+    // MARK: - Dataset card
+
+    static let datasetCardName = "README.md"
+    static let datasetCardMarker = "<!-- written by capfilt merge: rewritten by every merge -->"
+
+    /// `OUT/README.md`, a Hugging Face dataset card whose config makes `load_dataset(OUT)` read the shards (and
+    /// nothing else of the folder). The manifests are not a second config: `datasets` picks one builder for
+    /// every config of a folder, so a Parquet config beside the tars is read as tars. A README.md that capfilt
+    /// did not write is left alone.
+    private func writeDatasetCard(totals: Counts, shards: Int) throws {
+        let url = outputFolder.appendingPathComponent(Self.datasetCardName)
+        if let existing = FileManager.default.contents(atPath: url.path),
+           !String(decoding: existing, as: UTF8.self).contains(Self.datasetCardMarker) {
+            return
+        }
+        let kept = totals.statuses["kept", default: 0]
+        let card = """
+            ---
+            configs:
+            - config_name: default
+              data_files:
+              - split: train
+                path: shards/*.tar
+            ---
+            \(Self.datasetCardMarker)
+
+            # CapFilt output
+
+            \(kept) image-text pairs kept of \(totals.rows) input samples (\(totals.statuses["filtered", default: 0]) filtered, \
+            \(totals.statuses["failed", default: 0]) failed, \(totals.statuses["duplicate", default: 0]) duplicate) in \(shards) webdataset \
+            shards, cleaned with BLIP's CapFilt by capfilt. `load_dataset(path)` reads the shards (KEY.\
+            \(spec.output.imageFormat == .original ? "jpg/png/webp as the input had them" : spec.output.imageFormat.rawValue), KEY.txt, KEY.json); \
+            `load_dataset("parquet", data_files="PATH/shards/*.parquet")` reads one row per input sample with its status and scores. \
+            The run manifest `capfilt_run.json` lists every shard with its SHA-256, the spec and the model hashes.
+
+            """
+        try Durable.write(Array(card.utf8), to: url)
+    }
+
     // MARK: - Run manifest
 
     private func writeRunManifest(_ shards: [ShardAssembler.Written], totals: Counts, unitsDigest: String) throws {
@@ -270,12 +313,14 @@ public struct Merge {
                 .object([
                     "tar": .string(Self.shardName(s.index) + ".tar"),
                     "manifest": .string(Self.shardName(s.index) + ".jsonl"),
+                    "parquet": .string(Self.shardName(s.index) + ".parquet"),
                     "stats": .string(Self.shardName(s.index) + "_stats.json"),
                     "samples": .int(s.kept),
                     "input_samples": .int(s.rows),
                     "bytes": .int(s.tarBytes),
                     "sha256": .string(s.tarSHA256),
                     "manifest_sha256": .string(s.manifestSHA256),
+                    "parquet_sha256": .string(s.parquetSHA256),
                     "stats_sha256": .string(s.statsSHA256),
                 ])
             }),
@@ -330,7 +375,8 @@ public struct Merge {
         var problems: [ShardProblem] = []
         for (index, s) in manifest.shards.enumerated() {
             let name = shardName(index)
-            let files = [(name + ".tar", s.sha256), (name + ".jsonl", s.manifestSHA256), (name + "_stats.json", s.statsSHA256)]
+            let files = [(name + ".tar", s.sha256), (name + ".jsonl", s.manifestSHA256), (name + ".parquet", s.parquetSHA256),
+                         (name + "_stats.json", s.statsSHA256)]
             var problem: String?
             for (file, sha) in files where problem == nil {
                 let url = shardFolder.appendingPathComponent(file)
@@ -349,7 +395,7 @@ public struct Merge {
 
 /// What the run manifest says, as far as merging and checking need it.
 struct RunManifest {
-    struct Shard { var bytes: Int; var sha256: String; var manifestSHA256: String; var statsSHA256: String }
+    struct Shard { var bytes: Int; var sha256: String; var manifestSHA256: String; var parquetSHA256: String; var statsSHA256: String }
     var unitsSHA256: String
     var shards: [Shard]
 
@@ -362,7 +408,8 @@ struct RunManifest {
         }
         return RunManifest(unitsSHA256: object["units_sha256"] as? String ?? "", shards: shards.map {
             Shard(bytes: $0["bytes"] as? Int ?? -1, sha256: $0["sha256"] as? String ?? "",
-                  manifestSHA256: $0["manifest_sha256"] as? String ?? "", statsSHA256: $0["stats_sha256"] as? String ?? "")
+                  manifestSHA256: $0["manifest_sha256"] as? String ?? "", parquetSHA256: $0["parquet_sha256"] as? String ?? "",
+                  statsSHA256: $0["stats_sha256"] as? String ?? "")
         })
     }
 }
@@ -391,7 +438,10 @@ struct Counts {
 /// before the kept sample that opens the next shard. Tar, manifest and stats each go to a temporary file and
 /// are renamed into place; the stats, last, mean the shard is whole.
 struct ShardAssembler {
-    struct Written { var index: Int; var kept: Int; var rows: Int; var tarBytes: Int; var tarSHA256: String; var manifestSHA256: String; var statsSHA256: String }
+    struct Written {
+        var index: Int; var kept: Int; var rows: Int; var tarBytes: Int
+        var tarSHA256: String; var manifestSHA256: String; var parquetSHA256: String; var statsSHA256: String
+    }
 
     let merge: Merge
     let stop: StopFlag
@@ -399,6 +449,8 @@ struct ShardAssembler {
     private var tar: TarWriter?
     private var manifest: FileHandle?
     private var manifestHash = SHA256()
+    private var parquet: ShardManifestWriter?
+    private let columns: [ManifestColumn]
     private var counts = Counts()
     private var bytes = 0
     private var firstKey = "", lastKey = ""
@@ -406,14 +458,16 @@ struct ShardAssembler {
     init(merge: Merge, stop: StopFlag) {
         self.merge = merge
         self.stop = stop
+        columns = ManifestColumn.all(additional: merge.spec.output.additionalColumns)
     }
 
     private var index: Int { written.count }
     private func url(_ suffix: String) -> URL { merge.shardFolder.appendingPathComponent(Merge.shardName(index) + suffix) }
     private func temp(_ suffix: String) -> URL { merge.shardFolder.appendingPathComponent("." + Merge.shardName(index) + suffix + ".partial") }
 
-    mutating func add(_ sample: Merge.MergedSample, image: [UInt8]?) throws {
+    mutating func add(_ sample: Merge.MergedSample, image original: [UInt8]?) throws {
         let r = sample.record
+        let image = try original.map { r.status == .kept ? try merge.outputImage(r, $0) : $0 }
         let size = r.status == .kept ? (image?.count ?? 0) + (r.mainCaption?.utf8.count ?? 0) + 1024 : 0
         if r.status == .kept, tar != nil {
             let kept = counts.statuses["kept", default: 0]
@@ -424,13 +478,18 @@ struct ShardAssembler {
         if tar == nil { try open() }
         bytes += size
         if r.status == .kept, let image, let tar {
-            try tar.add(name: r.key + "." + Merge.imageExtension(r), bytes: image)
+            try tar.add(name: r.key + "." + merge.memberExtension(r), bytes: image)
             try tar.add(name: r.key + ".json", bytes: Array(merge.sampleJSON(r).text.utf8))
             try tar.add(name: r.key + ".txt", bytes: Array((r.mainCaption ?? "").utf8))
         }
-        let line = Array((merge.manifestRow(r, duplicateOf: sample.duplicateOf, shard: Merge.shardName(index)).text + "\n").utf8)
-        try manifest?.write(contentsOf: line)
-        manifestHash.update(line)
+        var row = ManifestRow(record: r, duplicateOf: sample.duplicateOf, shard: Merge.shardName(index))
+        row.record.source = merge.displayPath(r.source)
+        if let parquet {
+            let line = Array((parquet.jsonLine(row) + "\n").utf8)
+            try manifest?.write(contentsOf: line)
+            manifestHash.update(line)
+        }
+        try parquet?.add(row)
         if counts.rows == 0 { firstKey = r.key }
         lastKey = r.key
         counts.add(r)
@@ -442,18 +501,21 @@ struct ShardAssembler {
 
     private mutating func open() throws {
         for suffix in [".tar", ".jsonl"] { try? FileManager.default.removeItem(at: temp(suffix)) }
+        // The Parquet writer writes `NNNNN.parquet.partial` and renames it on close.
+        try? FileManager.default.removeItem(atPath: url(".parquet").path + ".partial")
         tar = try TarWriter(url: temp(".tar"), mtime: 0)
         guard FileManager.default.createFile(atPath: temp(".jsonl").path, contents: nil) else {
             throw PipelineError("cannot create \(temp(".jsonl").path): check that the output folder is writable")
         }
         manifest = try FileHandle(forWritingTo: temp(".jsonl"))
         manifestHash = SHA256()
+        parquet = try ShardManifestWriter(parquetPath: url(".parquet").path, columns: columns)
         counts = Counts()
         bytes = 0
     }
 
     private mutating func close() throws {
-        guard let tar, let manifest else { return }
+        guard let tar, let manifest, var parquet else { return }
         KillPoint.pass("export-tar-written")
         try tar.finish()
         try Durable.rename(temp(".tar"), to: url(".tar"))
@@ -463,14 +525,19 @@ struct ShardAssembler {
         try manifest.close()
         try Durable.rename(temp(".jsonl"), to: url(".jsonl"))
         KillPoint.pass("export-manifest-written")
+        try parquet.close()
+        let parquetSHA = try SHA256.hash(file: url(".parquet"))
+        KillPoint.pass("export-parquet-written")
         let stats = Array((stats(tarBytes: Int(tar.bytesWritten), tarSHA256: tarSHA).text + "\n").utf8)
         try Durable.write(stats, to: url("_stats.json"))
         KillPoint.pass("export-stats-written")
         written.append(Written(index: index, kept: counts.statuses["kept", default: 0], rows: counts.rows,
                                tarBytes: Int(tar.bytesWritten), tarSHA256: tarSHA,
-                               manifestSHA256: SHA256.hex(manifestHash.finalize()), statsSHA256: SHA256.hex(SHA256.hash(stats))))
+                               manifestSHA256: SHA256.hex(manifestHash.finalize()), parquetSHA256: parquetSHA,
+                               statsSHA256: SHA256.hex(SHA256.hash(stats))))
         self.tar = nil
         self.manifest = nil
+        self.parquet = nil
     }
 
     private func stats(tarBytes: Int, tarSHA256: String) -> JSON {
@@ -479,12 +546,16 @@ struct ShardAssembler {
             "schema_version": .int(outputSchemaVersion),
             "shard": .string(name),
             "tar": .string(name + ".tar"),
+            "manifest": .string(name + ".jsonl"),
+            "parquet": .string(name + ".parquet"),
             "tar_bytes": .int(tarBytes),
             "tar_sha256": .string(tarSHA256),
             "first_key": .string(firstKey),
             "last_key": .string(lastKey),
             "count": .int(counts.rows),
             "kept": .int(counts.statuses["kept", default: 0]),
+            // img2dataset's name for the samples written to the shard.
+            "successes": .int(counts.statuses["kept", default: 0]),
             "filtered": .int(counts.statuses["filtered", default: 0]),
             "failed": .int(counts.statuses["failed", default: 0]),
             "duplicate": .int(counts.statuses["duplicate", default: 0]),
@@ -510,6 +581,39 @@ extension Merge {
         }
     }
 
+    /// The format `output.image_format` asks for this sample's image, or nil to keep its bytes.
+    func targetFormat(_ record: SampleRecord) -> ImageFormat? {
+        switch spec.output.imageFormat {
+        case .original: return nil
+        case .jpg: return record.imageFormat == "jpeg" ? nil : .jpeg
+        case .webp: return record.imageFormat == "webp" ? nil : .webp
+        }
+    }
+
+    /// The image member's extension in the shard.
+    func memberExtension(_ record: SampleRecord) -> String {
+        switch targetFormat(record) {
+        case .jpeg?: return "jpg"
+        case .webp?: return "webp"
+        default: return Self.imageExtension(record)
+        }
+    }
+
+    /// The image member's bytes: the input's, or re-encoded as `output.image_format` says (decoded as the models
+    /// saw it: alpha composited onto white, the first frame of an animation).
+    func outputImage(_ record: SampleRecord, _ bytes: [UInt8]) throws -> [UInt8] {
+        guard let format = targetFormat(record) else { return bytes }
+        var limits = ImageLimits.default
+        limits.maxPixels = spec.limits.maxImagePixels
+        limits.maxWidth = spec.limits.maxImageSide
+        limits.maxHeight = spec.limits.maxImageSide
+        do {
+            return try ImageEncoder.encode(try ImageDecoder.decodeRGB(bytes, limits: limits), as: format, quality: spec.output.imageQuality)
+        } catch {
+            throw PipelineError("re-encoding the image of sample \(record.key) as \(spec.output.imageFormat.rawValue) failed (\(error)); it decoded when it was ingested, so the unit's images.tar changed since: remove that unit's folder under units/ and run a worker again")
+        }
+    }
+
     /// A path as the user wrote it: relative to the spec's folder when inside it, so outputs do not depend on
     /// where the run folder is checked out.
     func displayPath(_ path: String) -> String {
@@ -531,49 +635,31 @@ extension Merge {
         let synthetic: JSON = .array(r.captions.map {
             .object(["text": .string($0.text), "itm": .float($0.itm ?? 0), "itc": .float($0.itc ?? 0), "kept": .bool($0.kept ?? false)])
         })
-        return .object([
+        var object: [String: JSON] = [
             "schema_version": .int(outputSchemaVersion),
             "key": .string(r.key),
             "source": .object(["path": .string(displayPath(r.source)), "position": .string(r.position), "key": .string(r.sourceKey)]),
             "width": .int(r.width ?? 0),
             "height": .int(r.height ?? 0),
             // The member's extension ("jpg", "png", "webp"), as the tar names it.
-            "image_format": .string(r.imageFormat == nil ? "" : Self.imageExtension(r)),
+            "image_format": .string(r.imageFormat == nil ? "" : memberExtension(r)),
             "image_sha256": .string(r.imageSHA256 ?? ""),
             "main_caption": .string(r.mainCaption ?? ""),
             "main_caption_source": .string(r.mainCaptionSource ?? ""),
             "web_text": web,
             "synthetic_captions": synthetic,
-        ])
-    }
-
-    /// A manifest line. Column names follow img2dataset where the meaning is the same (key, status,
-    /// error_message, caption, width, height).
-    func manifestRow(_ r: SampleRecord, duplicateOf: String?, shard: String) -> JSON {
-        func optional(_ s: String?) -> JSON { s.map { .string($0) } ?? .null }
-        func optional(_ i: Int?) -> JSON { i.map { .int($0) } ?? .null }
-        return .object([
-            "key": .string(r.key),
-            "status": .string(r.status.rawValue),
-            "reason": optional(r.reason),
-            "error_message": optional(r.detail),
-            "caption": optional(r.webText),
-            "web_text_problem": optional(r.webTextProblem),
-            "web_text_itm": r.webScore.map { .float($0.itm) } ?? .null,
-            "web_text_kept": r.webScore.map { .bool($0.kept) } ?? .null,
-            "synthetic_captions": .array(r.captions.map { .string($0.text) }),
-            "synthetic_itm": .array(r.captions.map { $0.itm.map { JSON.float($0) } ?? .null }),
-            "main_caption": optional(r.mainCaption),
-            "main_caption_source": optional(r.mainCaptionSource),
-            "width": optional(r.width),
-            "height": optional(r.height),
-            "image_sha256": optional(r.imageSHA256),
-            "duplicate_of": optional(duplicateOf),
-            "source": .string(displayPath(r.source)),
-            "position": .string(r.position),
-            "source_key": .string(r.sourceKey),
-            "shard": .string(shard),
-        ])
+        ]
+        // img2dataset's fields of the input (as the manifests have them) and the spec's additional columns.
+        let row = ManifestRow(record: r, duplicateOf: nil, shard: "")
+        for column in ManifestColumn.all(additional: spec.output.additionalColumns)
+        where ManifestColumn.inputNames.contains(column.name) || spec.output.additionalColumns.contains(column.name) {
+            switch column.value(row) {
+            case .text(let s): object[column.name] = .string(s ?? "")
+            case .integer(let i): object[column.name] = .int(i ?? 0)
+            default: continue
+            }
+        }
+        return .object(object)
     }
 
 }

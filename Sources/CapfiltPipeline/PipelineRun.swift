@@ -70,6 +70,8 @@ public final class PipelineRun: @unchecked Sendable {
     public static let runManifestName = "capfilt_run.json"
     static let ownedNames = [JobPlan.fileName, unitsFolderName, workersFolderName, shardFolderName, runManifestName,
                              Merge.lockName, Merge.scratchName, "capfilt.sqlite", "capfilt.sqlite-wal", "capfilt.sqlite-shm"]
+    /// Removed by a new run only when capfilt wrote it (the dataset card).
+    static let ownedIfMarked = [Merge.datasetCardName]
 
     /// Opens or joins the job in `spec.output.folder` as worker `worker` of `workers`. A job with another spec or
     /// other weights is refused unless `newRun` (one worker only), which discards it; so is an input that changed
@@ -111,6 +113,12 @@ public final class PipelineRun: @unchecked Sendable {
             }
             for name in Self.ownedNames where name != Merge.lockName && name != Self.workersFolderName {
                 try? fm.removeItem(at: outputFolder.appendingPathComponent(name))
+            }
+            for name in Self.ownedIfMarked {
+                let url = outputFolder.appendingPathComponent(name)
+                if let bytes = fm.contents(atPath: url.path), String(decoding: bytes, as: UTF8.self).contains(Merge.datasetCardMarker) {
+                    try? fm.removeItem(at: url)
+                }
             }
             lock.release()
             held.forEach { $0.release() }

@@ -35,6 +35,19 @@ public struct PipelineSpec: Sendable, Equatable {
         public var folder: String
         public var samplesPerShard = 10_000
         public var maxShardBytes = 1 << 30
+        /// Input fields copied into the manifests as text columns (img2dataset's `save_additional_columns`):
+        /// list or Parquet columns, or members of the input's `KEY.json`.
+        public var additionalColumns: [String] = []
+        /// The image members' format: the input's bytes as they are (`original`), or every image that is not
+        /// already `jpg` / `webp` re-encoded to it, so a shard has one image extension (what Hugging Face's
+        /// webdataset loader needs).
+        public var imageFormat = ImageFormatSetting.original
+        /// The re-encoding quality, 1-100 (img2dataset's default).
+        public var imageQuality = 95
+    }
+
+    public enum ImageFormatSetting: String, Sendable, Equatable, CaseIterable {
+        case original, jpg, webp
     }
 
     public struct Captioner: Sendable, Equatable {
@@ -143,6 +156,24 @@ public struct PipelineSpec: Sendable, Equatable {
         output = Output(folder: try o.string("folder", required: true) ?? "")
         output.samplesPerShard = try o.int("samples_per_shard", range: 1...10_000_000) ?? output.samplesPerShard
         output.maxShardBytes = try o.int("max_shard_bytes", range: 1...(1 << 40)) ?? output.maxShardBytes
+        output.additionalColumns = try o.strings("additional_columns") ?? []
+        for name in output.additionalColumns {
+            guard !name.isEmpty, !name.contains("."), !name.contains("/") else {
+                throw o.error("additional_columns", "has \"\(name)\"; a column name is not empty and has no '.' or '/'")
+            }
+            guard !Self.manifestColumnNames.contains(name) else {
+                throw o.error("additional_columns", "has \"\(name)\", which the manifests already have; list only the input's other fields")
+            }
+        }
+        if Set(output.additionalColumns).count != output.additionalColumns.count {
+            throw o.error("additional_columns", "names a column twice")
+        }
+        let formatName = try o.string("image_format") ?? output.imageFormat.rawValue
+        guard let imageFormat = ImageFormatSetting(rawValue: formatName) else {
+            throw o.error("image_format", "is \"\(formatName)\"; use original (the input's bytes), jpg or webp")
+        }
+        output.imageFormat = imageFormat
+        output.imageQuality = try o.int("image_quality", range: 1...100) ?? output.imageQuality
         try o.rejectUnknown()
 
         let c = try root.map("captioner", required: true)
@@ -274,6 +305,13 @@ public struct PipelineSpec: Sendable, Equatable {
         ]
         // Settings added later enter only when not at their default, so older runs keep their fingerprint.
         if blockSize != 10_000 { fields.append(("input.block_size", "\(blockSize)")) }
+        if output.imageFormat != .original {
+            fields.append(("output.image_format", output.imageFormat.rawValue))
+            fields.append(("output.image_quality", "\(output.imageQuality)"))
+        }
+        if !output.additionalColumns.isEmpty {
+            fields.append(("output.additional_columns", output.additionalColumns.joined(separator: "\u{1F}")))
+        }
         if c.precision != .fp32 { fields.append(("captioner.precision", c.precision.rawValue)) }
         if f.precision != .fp32 { fields.append(("filter.precision", f.precision.rawValue)) }
         return fields.map { "\($0.0)=\($0.1)" }.joined(separator: "\n")

@@ -85,7 +85,7 @@ final class CrashTests: XCTestCase {
         // 1. Injected kills at every commit boundary, at the first and a later pass.
         let points = ["before-ingest-commit#1", "after-ingest-commit#2", "before-caption-commit#1", "after-caption-commit#2",
                       "before-filter-commit#1", "after-filter-commit#3", "export-tar-written#1", "export-tar-renamed#2",
-                      "export-manifest-written#1", "export-stats-written#2", "before-run-manifest#1", "after-run-manifest#1",
+                      "export-manifest-written#1", "export-parquet-written#2", "export-stats-written#2", "before-run-manifest#1", "after-run-manifest#1",
                       "unit-images-written#1", "unit-records-written#1", "unit-done-written#1"]
         for point in points {
             let p = try start(corpus, killAt: point)

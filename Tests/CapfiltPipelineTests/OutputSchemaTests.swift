@@ -2,6 +2,7 @@
 // every stats file and the run manifest. The validator itself is checked to reject what it must.
 import CapfiltPipeline
 import CapfiltWebDataset
+import CapfiltParquet
 import Foundation
 import XCTest
 
@@ -14,11 +15,11 @@ final class OutputSchemaTests: XCTestCase {
         let stats = try schema("shard-stats")
         XCTAssertFalse(stats.validate(json: "{}").isEmpty, "missing fields")
         let sample = try schema("sample")
-        let bad = #"{"schema_version": 2, "key": "a.b", "extra": 1}"#
+        let bad = #"{"schema_version": 1, "key": "a.b", "extra": 1}"#
         let problems = sample.validate(json: bad)
         XCTAssertTrue(problems.contains { $0.contains("schema_version") }, "\(problems)")
         XCTAssertTrue(problems.contains { $0.contains("key") }, "\(problems)")
-        XCTAssertTrue(problems.contains { $0.contains("unexpected property extra") }, "\(problems)")
+        XCTAssertTrue(problems.contains { $0.contains("extra") }, "an additional column is text: \(problems)")
         let row = try schema("manifest-row")
         XCTAssertTrue(row.validate(json: #"{"status": true}"#).contains { $0.contains("status") })
         XCTAssertTrue(SchemaValidator.matches(NSNumber(value: true), type: "boolean"))
@@ -35,7 +36,7 @@ final class OutputSchemaTests: XCTestCase {
         XCTAssertEqual(documented.count, Set(documented).count, "no code twice")
         let schema = try JSONSerialization.jsonObject(with: Data(contentsOf: repoRoot.appendingPathComponent("Manifests/manifest-row.schema.json"))) as? [String: Any]
         let reason = (schema?["properties"] as? [String: Any])?["reason"] as? [String: Any]
-        XCTAssertEqual(Set((reason?["enum"] as? [Any] ?? []).compactMap { $0 as? String }), Set(Reason.all))
+        XCTAssertEqual(Set((reason?["enum"] as? [Any] ?? []).compactMap { $0 as? String }.filter { !$0.isEmpty }), Set(Reason.all))
         // The codes that existed before this list are still there, with the same spelling.
         for code in ["image_missing", "image_empty", "image_unreadable", "image_too_many_bytes", "image_unsupported_format",
                      "image_too_large", "image_corrupt", "duplicate_image", "duplicate_key", "no_text_matched"] {
@@ -71,9 +72,56 @@ final class OutputSchemaTests: XCTestCase {
             }
         }
         XCTAssertEqual(run.validate(json: try String(contentsOf: corpus.output.appendingPathComponent("capfilt_run.json"), encoding: .utf8)), [])
+        var parquetSchemas: [[String]] = []
+        for name in try FileManager.default.contentsOfDirectory(atPath: shards.path).sorted() where name.hasSuffix(".parquet") {
+            let jsonl = shards.appendingPathComponent(name.replacingOccurrences(of: ".parquet", with: ".jsonl"))
+            parquetSchemas.append(try checkParquetAgreesWithJSONL(shards.appendingPathComponent(name), jsonl))
+        }
+        XCTAssertGreaterThan(parquetSchemas.count, 1, "a Parquet manifest beside every shard")
+        XCTAssertEqual(Set(parquetSchemas.map { $0.joined(separator: ",") }).count, 1, "one schema for every shard")
         XCTAssertGreaterThan(checked.samples, 0)
         XCTAssertEqual(checked.rows, corpus.expectations.count)
         print("[schema] validated \(checked.samples) samples, \(checked.rows) manifest lines, \(checked.stats) stats files and the run manifest")
+    }
+    /// The Parquet manifest has the JSONL manifest's rows and columns, with nulls where the JSONL has its
+    /// stand-ins ("", 0, false). Returns the Parquet schema's leaf columns and types.
+    private func checkParquetAgreesWithJSONL(_ parquet: URL, _ jsonl: URL) throws -> [String] {
+        let file = try ParquetFile(path: parquet.path)
+        let lines = try String(contentsOf: jsonl, encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(file.rowCount, lines.count, parquet.lastPathComponent)
+        let leaves = file.schema.columns.map(\.dottedPath)
+        var rows: [[String: Any]] = []
+        for line in lines { rows.append(try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])) }
+        XCTAssertEqual(Set(leaves.map { String($0.prefix { $0 != "." }) }), Set(rows.first?.keys.map { $0 } ?? []), "the same columns")
+        var base = 0
+        for group in 0..<file.rowGroups.count {
+            let columns = try file.readRowGroup(group, columns: leaves)
+            for (leaf, column) in columns {
+                let name = String(leaf.prefix { $0 != "." })
+                for r in 0..<column.rowCount {
+                    let expected = rows[base + r][name]
+                    func same(_ cell: ParquetValue, _ json: Any?) -> Bool {
+                        switch cell {
+                        case .null:
+                            if let s = json as? String { return s.isEmpty }
+                            if let n = json as? NSNumber { return n.doubleValue == 0 }
+                            return (json as? [Any]).map { $0.allSatisfy { ($0 as? NSNumber)?.doubleValue == 0 } } ?? false
+                        case .string(let s): return (json as? String) == s
+                        case .int64(let i): return (json as? NSNumber)?.int64Value == i
+                        case .float(let f): return (json as? NSNumber).map { Float($0.doubleValue) == f } ?? false
+                        case .bool(let b): return (json as? NSNumber).map { SchemaValidator.isBool($0) && $0.boolValue == b } ?? false
+                        case .list(let items):
+                            guard let array = json as? [Any], array.count == items.count else { return false }
+                            return zip(items, array).allSatisfy { same($0, $1) }
+                        default: return false
+                        }
+                    }
+                    XCTAssertTrue(same(column.row(r), expected), "\(parquet.lastPathComponent) row \(base + r) \(leaf): \(column.row(r)) vs \(String(describing: expected))")
+                }
+            }
+            base += file.rowGroups[group].rowCount
+        }
+        return file.schema.columns.map { "\($0.dottedPath):\($0.physicalType)" }
     }
 }
 

@@ -48,6 +48,12 @@ final class PipelineSpecTests: XCTestCase {
             (minimal + "\nduplicates: keep\nduplicates: drop", "duplicates appears twice"),
             (minimal.replacingOccurrences(of: "kind: jsonl", with: "kind: jsonl, root: imgs, allow_any_path: true"), "input.allow_any_path"),
             ("", "empty"),
+            (minimal.replacingOccurrences(of: "output: {folder: out}", with: "output: {folder: out, additional_columns: [url]}"),
+             "output.additional_columns has \"url\", which the manifests already have"),
+            (minimal.replacingOccurrences(of: "output: {folder: out}", with: "output: {folder: out, additional_columns: [a.b]}"),
+             "output.additional_columns has \"a.b\""),
+            (minimal.replacingOccurrences(of: "output: {folder: out}", with: "output: {folder: out, additional_columns: [x, x]}"),
+             "output.additional_columns names a column twice"),
         ]
         for (yaml, needle) in cases {
             XCTAssertThrowsError(try PipelineSpec(yaml: yaml, path: "spec.yaml"), needle) { error in
@@ -75,6 +81,10 @@ final class PipelineSpecTests: XCTestCase {
             let other = try PipelineSpec(yaml: minimal.replacingOccurrences(of: "captioner: {model: cap}", with: change), path: "/a/spec.yaml")
             XCTAssertNotEqual(base.fingerprint, other.fingerprint, change)
         }
+        let columns = try PipelineSpec(yaml: minimal.replacingOccurrences(of: "output: {folder: out}", with: "output: {folder: out, additional_columns: [similarity]}"),
+                                       path: "/a/spec.yaml")
+        XCTAssertEqual(columns.output.additionalColumns, ["similarity"])
+        XCTAssertNotEqual(base.fingerprint, columns.fingerprint, "additional columns change the manifests")
     }
 
     /// captioner.precision / filter.precision: fp32 by default (an older run's fingerprint is unchanged), int8

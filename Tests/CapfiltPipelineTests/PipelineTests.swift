@@ -1,6 +1,9 @@
 // The CapFilt job end to end with the tiny fixture models: every input sample accounted for exactly once,
 // every bad input a status and a reason, shards that tar and webdataset read, resume and re-export giving
 // the same bytes.
+import CapfiltDigest
+import CapfiltImage
+import CapfiltParquet
 import CapfiltPipeline
 import CapfiltWebDataset
 import Foundation
@@ -72,7 +75,7 @@ final class PipelineTests: XCTestCase {
             }
             let stats = try JSONSerialization.jsonObject(with: Data(contentsOf: shardFolder.appendingPathComponent(base + "_stats.json"))) as? [String: Any]
             XCTAssertEqual(stats?["kept"] as? Int, count)
-            XCTAssertEqual(stats?["schema_version"] as? Int, 1)
+            XCTAssertEqual(stats?["schema_version"] as? Int, outputSchemaVersion)
         }
         XCTAssertEqual(exportedKeys, kept.map(\.key), "every kept sample exported once, in input order")
         XCTAssertEqual(manifestKeys, rows.map(\.key), "every input sample in exactly one manifest line")
@@ -109,6 +112,119 @@ final class PipelineTests: XCTestCase {
             XCTAssertEqual(row.reason, e.failure, e.sourceKey)
         }
         try checkShards(corpus)
+    }
+
+    /// What the input says about each sample reaches the outputs: img2dataset's `KEY.json` fields (url, original
+    /// sizes, exif, its sha256) and list columns, in the JSONL and Parquet manifests and in each `KEY.json`, with
+    /// the spec's `output.additional_columns` copied as text ("" or null where the input lacks one).
+    func testInputFieldsReachTheManifests() throws {
+        let shard = try TestCorpus.make(), list = try TestCorpus.make(kind: "jsonl")
+        defer { shard.remove(); list.remove() }
+        // img2dataset's KEY.json for every sample of the shard (in place of the scrape's own).
+        let tar = shard.folder.appendingPathComponent("data/00000.tar")
+        let reader = try WebDatasetReader(url: tar)
+        var samples: [WebDatasetSample] = []
+        while let sample = try reader.nextSample() { samples.append(sample) }
+        let writer = try TarWriter(url: tar)
+        // Per key (the scrape repeats a key): a made-up img2dataset hash and original width.
+        func hash(_ key: String) -> String { String(repeating: String(key.count % 10), count: 64) }
+        func width(_ key: String) -> Int { 1000 + key.unicodeScalars.reduce(0) { $0 + Int($1.value) } }
+        for sample in samples {
+            for ext in sample.members.keys.sorted() where ext != "json" { try writer.add(name: "\(sample.key).\(ext)", bytes: sample.members[ext] ?? []) }
+            let json = #"{"url": "https://example.com/\#(sample.key).jpg", "original_width": \#(width(sample.key)), "original_height": 700, "#
+                + #""exif": "{\"Image Make\": \"Acme\"}", "sha256": "\#(hash(sample.key))", "similarity": 0.31, "status": "success"}"#
+            try writer.add(name: "\(sample.key).json", bytes: Array(json.utf8))
+        }
+        try writer.finish()
+        // A list with a url and an extra column.
+        let listURL = list.folder.appendingPathComponent("list.jsonl")
+        let lines = try String(contentsOf: listURL, encoding: .utf8).split(separator: "\n").map { line in
+            line.replacingOccurrences(of: #"{"key": ""#, with: #"{"similarity": 0.5, "url": "https://example.org/x", "key": ""#)
+        }
+        try (lines.joined(separator: "\n") + "\n").write(to: listURL, atomically: true, encoding: .utf8)
+        for corpus in [shard, list] {
+            let yaml = try String(contentsOfFile: corpus.specPath, encoding: .utf8)
+            try yaml.replacingOccurrences(of: "  samples_per_shard: 4", with: "  samples_per_shard: 4\n  additional_columns: [similarity, license]")
+                .write(toFile: corpus.specPath, atomically: true, encoding: .utf8)
+            XCTAssertEqual(try run(corpus), .completed)
+        }
+
+        let shards = shard.output.appendingPathComponent("shards")
+        let inputKeys = Set(samples.map(\.key))
+        var rows = 0
+        for name in try FileManager.default.contentsOfDirectory(atPath: shards.path).sorted() where name.hasSuffix(".jsonl") {
+            for line in try String(contentsOf: shards.appendingPathComponent(name), encoding: .utf8).split(separator: "\n") {
+                let row = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                let key = try XCTUnwrap(row["source_key"] as? String)
+                guard inputKeys.contains(key) else { continue }
+                XCTAssertEqual(row["url"] as? String, "https://example.com/\(key).jpg")
+                XCTAssertEqual(row["original_width"] as? Int, width(key), key)
+                XCTAssertEqual(row["original_height"] as? Int, 700, key)
+                XCTAssertEqual(row["exif"] as? String, #"{"Image Make": "Acme"}"#)
+                XCTAssertEqual(row["sha256"] as? String, hash(key), "img2dataset's hash is kept")
+                XCTAssertEqual(row["similarity"] as? String, "0.31")
+                XCTAssertEqual(row["license"] as? String, "", "a column the input lacks is empty")
+                if row["status"] as? String == "kept" {
+                    XCTAssertNotEqual(row["image_sha256"] as? String, hash(key), "image_sha256 is ours")
+                }
+                rows += 1
+            }
+        }
+        XCTAssertEqual(rows, samples.count)
+        // KEY.json has them too; the Parquet manifest has the input's nulls as nulls.
+        let kept = try WebDatasetReader(url: shards.appendingPathComponent("00000.tar"))
+        let first = try XCTUnwrap(try kept.nextSample())
+        let sample = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(first.members["json"] ?? [])) as? [String: Any])
+        XCTAssertEqual(sample["url"] as? String, "https://example.com/\(sample["source"].flatMap { ($0 as? [String: Any])?["key"] as? String } ?? "").jpg")
+        XCTAssertEqual(sample["similarity"] as? String, "0.31")
+        let parquet = try ParquetFile(path: shards.appendingPathComponent("00000.parquet").path)
+        let columns = try parquet.readRowGroup(0, columns: ["url", "similarity", "license"])
+        XCTAssertEqual(columns["similarity"]?.string(at: 0), "0.31")
+        XCTAssertEqual(columns["license"]?.row(0), .null)
+
+        let listRows = try String(contentsOf: list.output.appendingPathComponent("shards/00000.jsonl"), encoding: .utf8).split(separator: "\n")
+        let listRow = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(listRows[0].utf8)) as? [String: Any])
+        XCTAssertEqual(listRow["url"] as? String, "https://example.org/x", "a list's url column")
+        XCTAssertEqual(listRow["similarity"] as? String, "0.5")
+        XCTAssertEqual(listRow["original_width"] as? Int, listRow["width"] as? Int, "no original size in the input: the decoded one")
+    }
+
+    /// output.image_format: every image member of a mixed JPEG/PNG scrape comes out as one format; images already
+    /// in it keep their bytes, the others are re-encoded with the same size; KEY.json says the member's format.
+    func testImageFormatGivesOneExtensionPerShard() throws {
+        for (setting, format, ext) in [("jpg", ImageFormat.jpeg, "jpg"), ("webp", .webp, "webp")] {
+            let corpus = try TestCorpus.make()
+            defer { corpus.remove() }
+            let yaml = try String(contentsOfFile: corpus.specPath, encoding: .utf8)
+            try yaml.replacingOccurrences(of: "  samples_per_shard: 4", with: "  samples_per_shard: 4\n  image_format: \(setting)")
+                .write(toFile: corpus.specPath, atomically: true, encoding: .utf8)
+            XCTAssertEqual(try run(corpus), .completed)
+            let records = Dictionary(try ledgerRows(corpus).map { ($0.imageSHA256 ?? "", $0) }) { a, _ in a }
+            var members = 0, reencoded = 0
+            let shards = corpus.output.appendingPathComponent("shards")
+            for name in try FileManager.default.contentsOfDirectory(atPath: shards.path).sorted() where name.hasSuffix(".tar") {
+                let reader = try WebDatasetReader(url: shards.appendingPathComponent(name))
+                while let sample = try reader.nextSample() {
+                    let images = sample.members.keys.filter { !["json", "txt"].contains($0) }
+                    XCTAssertEqual(images, [ext], "\(setting): \(sample.key) has \(images)")
+                    let bytes = try XCTUnwrap(sample.members[ext])
+                    let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(sample.members["json"] ?? [])) as? [String: Any])
+                    XCTAssertEqual(json["image_format"] as? String, ext)
+                    XCTAssertEqual(ImageDecoder.sniff(bytes), format)
+                    let decoded = try ImageDecoder.decodeRGB(bytes)
+                    XCTAssertEqual([decoded.width, decoded.height], [json["width"] as? Int, json["height"] as? Int])
+                    let original = try XCTUnwrap(records[json["image_sha256"] as? String ?? ""])
+                    if original.imageFormat == format.rawValue {
+                        XCTAssertEqual(SHA256.hex(SHA256.hash(bytes)), original.imageSHA256, "an image already in the format keeps its bytes")
+                    } else {
+                        reencoded += 1
+                    }
+                    members += 1
+                }
+            }
+            XCTAssertGreaterThan(members, 0)
+            XCTAssertGreaterThan(reencoded, 0, "\(setting): the scrape has images of another format")
+        }
     }
 
     /// The scrape as a Hugging Face Parquet dataset gives, sample for sample, what the webdataset shard gives

@@ -54,6 +54,13 @@ int cic_read_header(const uint8_t *data, size_t size, cic_info *info);
 /// `rgb` must hold width*height*3 bytes; width and height must be what `cic_read_header` returned.
 int cic_decode_rgb(const uint8_t *data, size_t size, uint8_t *rgb, int width, int height, cic_info *info);
 
+/// Encodes 8-bit RGB (`width*height*3` bytes) as a baseline JPEG (libjpeg's defaults, 4:2:0) or a lossy WebP
+/// at `quality` (1-100). On CIC_OK, `*out` holds `*out_size` bytes that the caller frees with free().
+int cic_jpeg_encode(const uint8_t *rgb, int width, int height, int quality, uint8_t **out, size_t *out_size,
+                    cic_info *info);
+int cic_webp_encode(const uint8_t *rgb, int width, int height, int quality, uint8_t **out, size_t *out_size,
+                    cic_info *info);
+
 #ifdef __cplusplus
 }
 #endif
