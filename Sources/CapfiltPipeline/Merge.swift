@@ -250,12 +250,13 @@ public struct Merge {
         record.mainCaptionSource = nil
     }
 
-    /// Shard files from an earlier merge with more shards, and temporary files of a killed one.
+    /// Shard files from an earlier merge with more shards, and temporary files of a killed one: every hidden
+    /// name (ours start with "."; so do Foundation's `.dat.nosync*` files of `createFile`) and `*.partial`.
     private func removeStaleShards(keeping count: Int) throws {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: shardFolder.path)) ?? []
         for name in names {
             let stem = name.hasPrefix(".") ? "" : String(name.prefix { $0.isNumber })
-            let stale = name.hasSuffix(".partial") || (Int(stem).map { $0 >= count } ?? false)
+            let stale = name.hasPrefix(".") || name.hasSuffix(".partial") || (Int(stem).map { $0 >= count } ?? false)
             if stale { try? FileManager.default.removeItem(at: shardFolder.appendingPathComponent(name)) }
         }
     }
