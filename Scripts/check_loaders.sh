@@ -52,6 +52,8 @@ YAML
 done
 status=0
 for format in original jpg; do
-  "$venv/bin/python" Scripts/check_loaders.py "$work/$format/out" "$format" || status=1
+  # A cache of its own for each check: `datasets` must read the files, not an earlier run's cached copy.
+  HF_DATASETS_CACHE="$PWD/$work/$format/hf-cache" \
+    "$venv/bin/python" Scripts/check_loaders.py "$PWD/$work/$format/out" "$format" || status=1
 done
 exit $status
