@@ -167,13 +167,7 @@ struct Ingestor {
                               image: (bytes, fileExtension))
     }
 
-    private var imageLimits: ImageLimits {
-        var limits = ImageLimits.default
-        limits.maxPixels = spec.limits.maxImagePixels
-        limits.maxWidth = spec.limits.maxImageSide
-        limits.maxHeight = spec.limits.maxImageSide
-        return limits
-    }
+    private var imageLimits: ImageLimits { spec.limits.imageLimits }
 
     /// The web text, or why it cannot be used.
     func checkText(_ field: TextField) -> (String?, String?) {

@@ -452,6 +452,8 @@ struct ShardAssembler {
     private var manifestHash = SHA256()
     private var parquet: ShardManifestWriter?
     private let columns: [ManifestColumn]
+    /// The columns each `KEY.json` repeats from the input.
+    private let inputColumns: [ManifestColumn]
     private var counts = Counts()
     private var bytes = 0
     private var firstKey = "", lastKey = ""
@@ -460,6 +462,7 @@ struct ShardAssembler {
         self.merge = merge
         self.stop = stop
         columns = ManifestColumn.all(additional: merge.spec.output.additionalColumns)
+        inputColumns = ManifestColumn.inputColumns(additional: merge.spec.output.additionalColumns)
     }
 
     private var index: Int { written.count }
@@ -480,7 +483,7 @@ struct ShardAssembler {
         bytes += size
         if r.status == .kept, let image, let tar {
             try tar.add(name: r.key + "." + merge.memberExtension(r), bytes: image)
-            try tar.add(name: r.key + ".json", bytes: Array(merge.sampleJSON(r).text.utf8))
+            try tar.add(name: r.key + ".json", bytes: Array(merge.sampleJSON(r, inputColumns: inputColumns).text.utf8))
             try tar.add(name: r.key + ".txt", bytes: Array((r.mainCaption ?? "").utf8))
         }
         var row = ManifestRow(record: r, duplicateOf: sample.duplicateOf, shard: Merge.shardName(index))
@@ -604,12 +607,8 @@ extension Merge {
     /// saw it: alpha composited onto white, the first frame of an animation).
     func outputImage(_ record: SampleRecord, _ bytes: [UInt8]) throws -> [UInt8] {
         guard let format = targetFormat(record) else { return bytes }
-        var limits = ImageLimits.default
-        limits.maxPixels = spec.limits.maxImagePixels
-        limits.maxWidth = spec.limits.maxImageSide
-        limits.maxHeight = spec.limits.maxImageSide
         do {
-            return try ImageEncoder.encode(try ImageDecoder.decodeRGB(bytes, limits: limits), as: format, quality: spec.output.imageQuality)
+            return try ImageEncoder.encode(try ImageDecoder.decodeRGB(bytes, limits: spec.limits.imageLimits), as: format, quality: spec.output.imageQuality)
         } catch {
             throw PipelineError("re-encoding the image of sample \(record.key) as \(spec.output.imageFormat.rawValue) failed (\(error)); it decoded when it was ingested, so the unit's images.tar changed since: remove that unit's folder under units/ and run a worker again")
         }
@@ -624,7 +623,7 @@ extension Merge {
 
     /// `key.json`: every text with its scores. No nulls and the same fields in every sample, so loaders that
     /// infer a schema from the first samples (Hugging Face datasets) get it right.
-    func sampleJSON(_ r: SampleRecord) -> JSON {
+    func sampleJSON(_ r: SampleRecord, inputColumns: [ManifestColumn]) -> JSON {
         let web: JSON = .object([
             "text": .string(r.webText ?? ""),
             "problem": .string(r.webTextProblem ?? ""),
@@ -652,14 +651,7 @@ extension Merge {
         ]
         // img2dataset's fields of the input (as the manifests have them) and the spec's additional columns.
         let row = ManifestRow(record: r, duplicateOf: nil, shard: "")
-        for column in ManifestColumn.all(additional: spec.output.additionalColumns)
-        where ManifestColumn.inputNames.contains(column.name) || spec.output.additionalColumns.contains(column.name) {
-            switch column.value(row) {
-            case .text(let s): object[column.name] = .string(s ?? "")
-            case .integer(let i): object[column.name] = .int(i ?? 0)
-            default: continue
-            }
-        }
+        for column in inputColumns { object[column.name] = column.value(row).nonNullJSON }
         return .object(object)
     }
 

@@ -7,6 +7,7 @@
 // Columns follow img2dataset where the meaning is the same (key, url, caption, status, error_message, width,
 // height, original_width, original_height, exif, sha256), then ours, then the spec's
 // `output.additional_columns` copied from the input, as text.
+import CapfiltImage
 import CapfiltParquet
 
 /// One manifest row: a merged sample and where it went.
@@ -30,6 +31,11 @@ struct ManifestColumn {
     let name: String
     let type: ParquetWriterColumnType
     let value: (ManifestRow) -> Value
+
+    /// The columns `KEY.json` has too: what the input says about the sample, and the additional columns.
+    static func inputColumns(additional: [String]) -> [ManifestColumn] {
+        all(additional: additional).filter { inputNames.contains($0.name) || additional.contains($0.name) }
+    }
 
     /// The columns of a run with these additional input columns, in file order.
     static func all(additional: [String]) -> [ManifestColumn] {
@@ -104,18 +110,7 @@ struct ShardManifestWriter {
 
     /// The row as a JSONL line (no trailing newline): every column, never null.
     func jsonLine(_ row: ManifestRow) -> String {
-        var object: [String: JSON] = [:]
-        for column in columns {
-            switch column.value(row) {
-            case .text(let s): object[column.name] = .string(s ?? "")
-            case .integer(let i): object[column.name] = .int(i ?? 0)
-            case .number(let f): object[column.name] = .float(f ?? 0)
-            case .flag(let b): object[column.name] = .bool(b ?? false)
-            case .texts(let t): object[column.name] = .array(t.map { .string($0) })
-            case .numbers(let n): object[column.name] = .array(n.map { .float($0 ?? 0) })
-            }
-        }
-        return JSON.object(object).text
+        JSON.object(Dictionary(uniqueKeysWithValues: columns.map { ($0.name, $0.value(row).nonNullJSON) })).text
     }
 
     mutating func add(_ row: ManifestRow) throws {
@@ -162,7 +157,32 @@ struct ShardManifestWriter {
     }
 }
 
+extension ManifestColumn.Value {
+    /// The value in the JSON files, which never hold null: "", 0, false stand for a missing value.
+    var nonNullJSON: JSON {
+        switch self {
+        case .text(let s): return .string(s ?? "")
+        case .integer(let i): return .int(i ?? 0)
+        case .number(let f): return .float(f ?? 0)
+        case .flag(let b): return .bool(b ?? false)
+        case .texts(let t): return .array(t.map { .string($0) })
+        case .numbers(let n): return .array(n.map { .float($0 ?? 0) })
+        }
+    }
+}
+
 extension PipelineSpec {
     /// The manifests' own columns, which `output.additional_columns` may not name.
     static var manifestColumnNames: Set<String> { ManifestColumn.fixedNames }
+}
+
+extension PipelineSpec.Limits {
+    /// The decoder's limits as the spec sets them (ingest and the merge's re-encoding decode alike).
+    var imageLimits: ImageLimits {
+        var limits = ImageLimits.default
+        limits.maxPixels = maxImagePixels
+        limits.maxWidth = maxImageSide
+        limits.maxHeight = maxImageSide
+        return limits
+    }
 }
