@@ -26,6 +26,9 @@ public struct CorpusError: Error, CustomStringConvertible, Sendable, Equatable {
         case wrongFileKind
         /// The input names its images by URL: they must be downloaded first.
         case imagesNotDownloaded
+        /// A `pipe:` command failed (could not start, exited with an error status or on a signal) while its shard
+        /// was read: the source's samples from there on are not read. A retry may succeed.
+        case sourceFailed
     }
 
     /// What is wrong.
@@ -70,6 +73,8 @@ public struct CorpusError: Error, CustomStringConvertible, Sendable, Equatable {
             return "Set input.kind to what the file is, or convert the file."
         case .imagesNotDownloaded:
             return "Download the images first, then point capfilt at what the downloader wrote."
+        case .sourceFailed:
+            return "Run the command in a shell to see why it fails (credentials, network, a wrong URL), then read the source again."
         }
     }
 }

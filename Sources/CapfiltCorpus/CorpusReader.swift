@@ -47,17 +47,25 @@ public final class CorpusReader {
     public private(set) var sourcesDone = 0
 
     private var options: CorpusOptions
+    /// The spec's folder: relative paths resolve against it and `pipe:` commands run in it.
+    private let base: String
     private let plans: [SourcePlan]
     private var nextPlan = 0
     private var current: SampleSource?
     private var ordinal = 0
 
-    /// One source to read: the name users see, the path to open, or why it is refused without opening.
+    /// One source to read: the name users see, the path to open (or the `pipe:` command to run), or why it is
+    /// refused without opening.
     struct SourcePlan: Sendable {
         let display: String
         let path: String
         let refusal: String?
+        /// The shell command after `pipe:`; `path` is unused.
+        var command: String? = nil
     }
+
+    /// The prefix of a path that is a shell command whose standard output is the shard (webdataset's convention).
+    public static let pipePrefix = "pipe:"
 
     /// Checks the spec and every path it names, without reading samples yet.
     ///
@@ -74,6 +82,7 @@ public final class CorpusReader {
         options = try CorpusOptions(spec, maxMemberSize: maxMemberSize)
         var base = baseDirectory.path
         while base.count > 1 && base.hasSuffix("/") { base.removeLast() }
+        self.base = base
         if let root = spec.root {
             let path = root.hasPrefix("/") ? root : (base == "/" ? "/" + root : base + "/" + root)
             guard let real = FileSystem.realPath(path),
@@ -96,8 +105,8 @@ public final class CorpusReader {
     ///
     /// Per-sample and per-source trouble is returned as data: a malformed list line, a refused tar member, a
     /// truncated or unreadable shard, a list file that vanished since `init` each become a sample with image
-    /// `.missing(reason:)` and the details in `problems`, and reading moves on. Declared `throws` for input-level
-    /// failures; the current readers report everything as data and never throw.
+    /// `.missing(reason:)` and the details in `problems`, and reading moves on. Throws `.sourceFailed` when a
+    /// `pipe:` command fails (after the samples it wrote whole); the next call goes on with the next source.
     public func next() throws(CorpusError) -> InputSample? {
         while true {
             if let source = current {
@@ -107,6 +116,9 @@ public final class CorpusReader {
                 }
                 current = nil
                 sourcesDone += 1
+                if let failure = source.failure {
+                    throw CorpusError(.sourceFailed, path: failure.source, detail: failure.detail)
+                }
             }
             guard nextPlan < plans.count else { return nil }
             current = makeSource(plans[nextPlan])
@@ -126,7 +138,9 @@ public final class CorpusReader {
             return RefusedSource(location: SampleLocation(source: plan.display, position: position), reason: refusal)
         }
         switch options.kind {
-        case .webdataset: return ShardSource(display: plan.display, path: plan.path, options: options)
+        case .webdataset:
+            return ShardSource(display: plan.display, path: plan.path, command: plan.command.map { ($0, base) },
+                               options: options)
         case .jsonl: return JSONLSource(display: plan.display, path: plan.path, options: options)
         case .csv: return DelimitedSource(display: plan.display, path: plan.path, format: .csv, options: options)
         case .tsv: return DelimitedSource(display: plan.display, path: plan.path, format: .tsv, options: options)
@@ -167,12 +181,16 @@ public final class CorpusReader {
                 if name.contains("\0") {
                     throw CorpusError(.invalidSpec, path: written, detail: "an input path contains a NUL byte")
                 }
+                if name.hasPrefix(pipePrefix) {
+                    plans.append(try pipePlan(name, options: options))
+                    continue
+                }
                 let path = name.hasPrefix("/") ? name : (base == "/" ? "/" + name : base + "/" + name)
                 plans.append(contentsOf: try resolve(name: name, path: path, options: options))
             }
         }
         if options.kind != .folder {
-            for plan in plans where plan.refusal == nil {
+            for plan in plans where plan.refusal == nil && plan.command == nil {
                 if let sniffed = SniffedFileKind.of(path: plan.path), !sniffed.fits(options.kind) {
                     throw CorpusError(.wrongFileKind, path: plan.display, detail: "input.kind is '\(options.kind.rawValue)' "
                         + "but this looks like \(sniffed.description)")
@@ -188,6 +206,21 @@ public final class CorpusReader {
             for plan in plans where plan.refusal == nil { try checkParquet(plan, options: options) }
         }
         return plans
+    }
+
+    /// A `pipe:` path: webdataset shards only (a list is read more than once, a Parquet file from its end).
+    /// Only paths the spec writes are commands; names found in folders or lists never are.
+    private static func pipePlan(_ name: String, options: CorpusOptions) throws(CorpusError) -> SourcePlan {
+        let command = String(name.dropFirst(pipePrefix.count))
+        guard options.kind == .webdataset else {
+            throw CorpusError(.invalidSpec, path: name, detail: "pipe: inputs stream webdataset shards, but input.kind "
+                + "is '\(options.kind.rawValue)', whose files are read more than once or from their end; download "
+                + "the file and name its path")
+        }
+        guard command.contains(where: { !$0.isWhitespace }) else {
+            throw CorpusError(.invalidSpec, path: name, detail: "the pipe: input has no command after \"pipe:\"")
+        }
+        return SourcePlan(display: name, path: "", refusal: nil, command: command)
     }
 
     /// The sources one expanded path stands for.
@@ -345,9 +378,9 @@ extension CorpusReader {
     }
 
     /// The sources in read order: the name as the spec gives it, and the path opened (nil for a source refused
-    /// before opening, such as a link leading out of a shard folder).
+    /// before opening, such as a link leading out of a shard folder, and for a `pipe:` command, which is no file).
     public var sourceFiles: [(display: String, path: String?)] {
-        plans.map { ($0.display, $0.refusal == nil ? $0.path : nil) }
+        plans.map { ($0.display, $0.refusal == nil && $0.command == nil ? $0.path : nil) }
     }
 }
 
@@ -359,9 +392,17 @@ public final class SourceStream {
 
     init(_ source: SampleSource) { self.source = source }
 
-    /// The next sample, or nil when the source is done.
+    /// Why the source stopped before its end (a `pipe:` command that failed), once ``next()`` returned nil.
+    public private(set) var failure: SourceFailure?
+
+    /// The next sample, or nil when the source is done (look at ``failure`` then).
     public func next() -> InputSample? {
-        guard let sample = source?.next(ordinal: position) else { source = nil; return nil }
+        guard let source else { return nil }
+        guard let sample = source.next(ordinal: position) else {
+            failure = source.failure
+            self.source = nil
+            return nil
+        }
         position += 1
         return sample
     }
@@ -374,7 +415,10 @@ public final class SourceStream {
         guard let source else { return 0 }
         let skipped = source.skip(count)
         position += skipped
-        if skipped < count { self.source = nil }
+        if skipped < count {
+            failure = source.failure
+            self.source = nil
+        }
         return skipped
     }
 }

@@ -25,6 +25,8 @@ public struct CorpusSpec: Sendable, Equatable {
     /// Files, folders or brace patterns such as `"data/{00000..00099}.tar"`, relative to the spec's base directory
     /// or absolute. For `webdataset`, a folder stands for its `.tar` files sorted by name; for the list kinds, a
     /// folder stands for its `.jsonl` / `.csv` / `.tsv` files sorted by name; for `folder`, each path is a tree.
+    /// For `webdataset`, a path `pipe:COMMAND` is a shell command whose standard output is the shard
+    /// (`pipe:aws s3 cp s3://bucket/{00000..00099}.tar -`), run in the base directory when its shard is read.
     public var paths: [String]
     /// List or Parquet column holding the image: a path (relative to the list file's folder, or absolute) or, for
     /// Parquet, image bytes or a Hugging Face image struct `{bytes, path}`.

@@ -11,10 +11,15 @@ protocol SampleSource: AnyObject {
     /// Reads past up to `count` samples; returns how many there were. Sources that can skip without reading
     /// (Parquet row groups) do; the others read and drop (`skipBySamples`).
     func skip(_ count: Int) -> Int
+    /// Why the source ended before its end, when it could not be read through for a reason outside the input's
+    /// bytes (a `pipe:` command that failed): set once `next` returned nil. A retry may succeed, so this is not a
+    /// problem sample, which would be committed as the input's truth.
+    var failure: SourceFailure? { get }
 }
 
 extension SampleSource {
     func skip(_ count: Int) -> Int { skipBySamples(count) }
+    var failure: SourceFailure? { nil }
 
     /// Reads past up to `count` samples one by one.
     func skipBySamples(_ count: Int) -> Int {
@@ -44,25 +49,46 @@ final class RefusedSource: SampleSource {
     }
 }
 
-/// Reads one shard through ``WebDatasetReader``.
+/// A source that could not be read through, and why (see ``SampleSource/failure``).
+public struct SourceFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The source as the spec names it.
+    public let source: String
+    /// What happened, without the source's name: "the command exited with status 1 after writing 0 bytes; ...".
+    public let detail: String
+    /// The whole message: the source, what happened, what to do.
+    public let description: String
+}
+
+/// Reads one shard through ``WebDatasetReader``: a file, or the output of a `pipe:` command.
 final class ShardSource: SampleSource {
     private let display: String
     private let path: String
+    /// The shell command whose output is the shard (a `pipe:` input), run in `directory`.
+    private let command: (text: String, directory: String)?
     private let options: CorpusOptions
     private var reader: WebDatasetReader?
     private var done = false
+    private(set) var failure: SourceFailure?
 
-    init(display: String, path: String, options: CorpusOptions) {
+    init(display: String, path: String, command: (text: String, directory: String)? = nil, options: CorpusOptions) {
         self.display = display
         self.path = path
+        self.command = command
         self.options = options
+    }
+
+    private func open() throws -> WebDatasetReader {
+        guard let command else {
+            return try WebDatasetReader(url: URL(fileURLWithPath: path), maxMemberSize: options.maxMemberSize)
+        }
+        let stream = try CommandStream(command: command.text, display: display, directory: command.directory)
+        return WebDatasetReader(stream: stream, name: display, maxMemberSize: options.maxMemberSize)
     }
 
     func next(ordinal: Int) -> InputSample? {
         if done { return nil }
         do {
-            let reader = try self.reader ?? WebDatasetReader(url: URL(fileURLWithPath: path),
-                                                             maxMemberSize: options.maxMemberSize)
+            let reader = try self.reader ?? open()
             self.reader = reader
             guard let sample = try reader.nextSample() else {
                 done = true
@@ -70,6 +96,11 @@ final class ShardSource: SampleSource {
                 return nil
             }
             return makeSample(sample, ordinal: ordinal)
+        } catch let error as TarError where error.kind == .streamFailed {
+            done = true
+            reader = nil
+            failure = SourceFailure(source: display, detail: error.detail, description: error.description)
+            return nil
         } catch {
             // The tar reader is finished after any error; this sample stands for everything after the damage.
             done = true

@@ -190,25 +190,44 @@ public struct JobPlan: Codable, Sendable, Equatable {
         let unit = units[u]
         let stream = corpus.openSource(unit.source)
         stream.skip(unit.first)
-        return UnitReader(stream: stream, remaining: unit.count)
+        return UnitReader(unit: u, stream: stream, remaining: unit.count)
     }
+}
+
+/// A unit's input could not be read through for a reason a retry may fix (a `pipe:` command that failed): the
+/// unit is left unfinished, its committed samples kept, and the worker goes on with other units.
+public struct UnitInputFailed: Error, Sendable, Equatable, CustomStringConvertible {
+    public let unit: Int
+    /// The source as the spec names it.
+    public let source: String
+    /// What happened and what to do.
+    public let reason: String
+    public var description: String { "unit \(JobPlan.unitName(unit)) failed: \(reason)" }
 }
 
 /// The samples of one unit, in order, numbered from 0.
 final class UnitReader {
+    private let unit: Int
     private let stream: SourceStream
     private var remaining: Int?
     private var position = 0
 
-    init(stream: SourceStream, remaining: Int?) {
+    init(unit: Int, stream: SourceStream, remaining: Int?) {
+        self.unit = unit
         self.stream = stream
         self.remaining = remaining
     }
 
-    /// The next sample with its position in the unit.
-    func next() -> (position: Int, sample: InputSample)? {
+    /// The next sample with its position in the unit. Throws ``UnitInputFailed`` when the source failed before
+    /// its end (every sample before the failure has been returned).
+    func next() throws -> (position: Int, sample: InputSample)? {
         if let r = remaining, r <= 0 { return nil }
-        guard let sample = stream.next() else { return nil }
+        guard let sample = stream.next() else {
+            if let failure = stream.failure {
+                throw UnitInputFailed(unit: unit, source: failure.source, reason: failure.description)
+            }
+            return nil
+        }
         remaining = remaining.map { $0 - 1 }
         defer { position += 1 }
         return (position, sample)

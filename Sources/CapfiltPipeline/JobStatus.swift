@@ -11,7 +11,7 @@ public enum JobStatus {
         let spec = try PipelineSpec(yaml: plan.specYAML, path: plan.specPath)
         var stages: [String: Int] = [:], statuses: [String: Int] = [:], reasons: [String: Int] = [:]
         var problems: [String: Int] = [:], filter: [String: Int] = [:]
-        var done = 0, pending = 0, stale = 0
+        var done = 0, pending = 0, stale = 0, failed = 0
         var claimed: [JSON] = []
         var workers: [Int: (units: Int, samples: Int, seconds: Double)] = [:]
         var doneSamples = 0, doneUnitsWithCount = 0, knownRemaining = 0, unknownRemaining = 0, inProgressSamples = 0
@@ -35,6 +35,8 @@ public enum JobStatus {
                 if let count = unit.count { knownRemaining += count } else { unknownRemaining += 1 }
             case .held(let attempt, let holder, let renewed, let isStale):
                 if isStale { stale += 1 }
+                let failure = unitFolder.failure(attempt)
+                if failure != nil { failed += 1 }
                 var rows = 0
                 let ledgerPath = unitFolder.ledgerURL(attempt).path
                 if FileManager.default.fileExists(atPath: ledgerPath), let ledger = try? Ledger(path: ledgerPath) {
@@ -60,6 +62,7 @@ public enum JobStatus {
                     "renewed_seconds_ago": renewed.map { .int(Int(now.timeIntervalSince($0))) } ?? .null,
                     "stale": .bool(isStale),
                     "samples_ingested": .int(rows),
+                    "failed": failure.map { .string($0) } ?? .null,
                 ]))
             }
         }
@@ -81,7 +84,8 @@ public enum JobStatus {
         return .object([
             "folder": .string(folder.path),
             "units": .object(["total": .int(plan.units.count), "done": .int(done), "claimed": .int(claimed.count),
-                              "pending": .int(pending), "stale": .int(stale)]),
+                              "pending": .int(pending), "stale": .int(stale),
+                              "failed": .int(failed)]),
             "claimed": .array(claimed),
             "workers": .array(workers.keys.sorted().map { w in
                 let v = workers[w]!

@@ -35,6 +35,9 @@ final class Locked<Value>: @unchecked Sendable {
 public enum RunOutcome: Sendable, Equatable {
     case completed
     case interrupted
+    /// Units whose input could not be read through (a `pipe:` command failed); every other unit this worker could
+    /// claim is done, nothing is merged, and running again retries them, keeping their committed samples.
+    case unitsFailed([UnitInputFailed])
 }
 
 public struct PipelineError: Error, CustomStringConvertible, Equatable {
@@ -176,12 +179,26 @@ public final class PipelineRun: @unchecked Sendable {
         let counters = Locked(RunProgress())
         counters.update { $0.unitCount = plan.units.count }
         var done = Set<Int>()
+        /// Units this process gave up, with the attempt given up (never claimed again by this process; another
+        /// worker may take them over).
+        var failed: [Int: UnitInputFailed] = [:]
+        var failedAttempts: [Int: Int] = [:]
         var waiting = false
         while true {
             if stop.isSet { return .interrupted }
-            guard let (unit, attempt) = try claimNext(done: &done) else {
+            guard let (unit, attempt) = try claimNext(done: &done, skipping: failed) else {
+                // A unit given up here may have been taken over and finished by another worker since.
+                var given: [UnitInputFailed] = []
+                for (u, failure) in failed where !done.contains(u) {
+                    let folder = UnitFolder(runFolder: outputFolder, unit: u)
+                    if case .done = UnitState.of(folder, leaseSeconds: leaseSeconds) { done.insert(u) }
+                    else if folder.latestAttempt() == failedAttempts[u] { given.append(failure) }
+                }
                 counters.update { $0.unitsDone = done.count }
                 if done.count == plan.units.count { break }
+                if !given.isEmpty && (done.count + given.count == plan.units.count || !wait) {
+                    return .unitsFailed(given.sorted { $0.unit < $1.unit })
+                }
                 if !wait {
                     log("no unit left to claim; \(plan.units.count - done.count) are held by other workers, which merge when they finish")
                     return .completed
@@ -196,6 +213,8 @@ public final class PipelineRun: @unchecked Sendable {
             keeper.hold(folder, attempt: attempt)
             defer { keeper.release() }
             counters.update { $0.unit = unit; $0.unitsDone = done.count }
+            // A retry of an attempt given up earlier: its failure note is history now.
+            unlink(folder.failureURL(attempt).path)
             do {
                 let work = try UnitWork(spec: spec, plan: plan, corpus: corpus, unit: unit, attempt: attempt, folder: folder,
                                         models: models, holder: holder)
@@ -204,6 +223,13 @@ public final class PipelineRun: @unchecked Sendable {
                 counters.update { $0.unitsFinished += 1; $0.unitsDone = done.count }
             } catch let lost as LeaseLost {
                 log("\(lost); moving on")
+            } catch let failure as UnitInputFailed {
+                // The batches committed before the failure stay in the unit's ledger; the lease is no
+                // longer renewed, so another worker may retry the unit once it expires.
+                failed[unit] = failure
+                failedAttempts[unit] = attempt
+                log("\(failure). Going on with the other units; run again to retry this one")
+                try? Durable.write(Array((failure.reason + "\n").utf8), to: folder.failureURL(attempt), unique: true)
             }
         }
         progress(counters.update { $0.stage = "merge"; $0.unit = nil })
@@ -220,7 +246,7 @@ public final class PipelineRun: @unchecked Sendable {
     /// unit no one has started (this worker's share first: units ≡ worker mod workers), else one whose lease
     /// expired (a new attempt). nil when every unit is done or held by a live worker. Each unit is looked at
     /// about once while units are left to start, so claiming costs O(units) over the whole job.
-    func claimNext(done: inout Set<Int>) throws -> (unit: Int, attempt: Int)? {
+    func claimNext(done: inout Set<Int>, skipping failed: [Int: UnitInputFailed] = [:]) throws -> (unit: Int, attempt: Int)? {
         if !resumeChecked {
             resumeChecked = true
             for unit in claimOrder {
@@ -246,7 +272,7 @@ public final class PipelineRun: @unchecked Sendable {
             case .held: break  // looked at again below once nothing is left to start
             }
         }
-        for unit in claimOrder where !done.contains(unit) {
+        for unit in claimOrder where !done.contains(unit) && failed[unit] == nil {
             let folder = UnitFolder(runFolder: outputFolder, unit: unit)
             switch UnitState.of(folder, leaseSeconds: leaseSeconds) {
             case .done: done.insert(unit)

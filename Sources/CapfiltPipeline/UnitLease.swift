@@ -53,6 +53,15 @@ struct UnitFolder {
     func recordsURL(_ attempt: Int) -> URL { url.appendingPathComponent("records.\(attempt).jsonl") }
     func imagesURL(_ attempt: Int) -> URL { url.appendingPathComponent("images.\(attempt).tar") }
     var resultURL: URL { url.appendingPathComponent(UnitResult.fileName) }
+    /// Why attempt `attempt` was given up (its input failed), written by the worker that gave it up.
+    func failureURL(_ attempt: Int) -> URL { url.appendingPathComponent("failed.\(attempt).txt") }
+
+    /// The reason attempt `attempt` was given up, if it was.
+    func failure(_ attempt: Int) -> String? {
+        FileManager.default.contents(atPath: failureURL(attempt).path).map {
+            String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
 
     /// The newest attempt with a lease file, if any.
     func latestAttempt() -> Int? {

@@ -173,7 +173,9 @@ final class UnitWork: @unchecked Sendable {
                     // Pushed even when empty (every sample failed or was done before), so the model thread reports.
                     if !queue.push(work.samples) { throw CancellationError() }
                 }
-                while !stop.isSet, let (position, sample) = samples.next() {
+                // A source that fails (UnitInputFailed) ends the unit here: the batches committed before stay, the
+                // partial batch is dropped (committing it would form a model batch a retry would not form).
+                while !stop.isSet, let (position, sample) = try samples.next() {
                     batch.append((position, sample))
                     total.update { $0 = position + 1 }
                     if (position + 1) % batchSize == 0 { try flush() }
@@ -209,6 +211,8 @@ final class UnitWork: @unchecked Sendable {
                 progress(snapshot)
             }
         }
+        // A command killed by the same Ctrl-C that stops the worker is an interruption, not a failed unit.
+        if stop.isSet, readerError.value is UnitInputFailed { return false }
         if let error = readerError.value { throw error }
         if stop.isSet { return false }
         try finish(samples: total.value, seconds: Date().timeIntervalSince(started))

@@ -29,6 +29,10 @@ public struct TarError: Error, CustomStringConvertible, Sendable, Equatable {
         case invalidArgument
         /// ``TarWriter/add(name:bytes:)`` was called after ``TarWriter/finish()``.
         case writerFinished
+        /// The program whose output is the archive (a `pipe:` input's command) failed: it could not start, or it
+        /// exited with an error status or on a signal. What it wrote may be incomplete, so none of it is trusted
+        /// past the samples already returned.
+        case streamFailed
     }
 
     /// What went wrong.
@@ -78,6 +82,8 @@ public struct TarError: Error, CustomStringConvertible, Sendable, Equatable {
             return "Pass a value within the documented range."
         case .writerFinished:
             return "Create a new TarWriter for the next shard."
+        case .streamFailed:
+            return "Run the command in a shell to see why it fails (credentials, network, a wrong URL), then retry the shard."
         }
     }
 }

@@ -73,6 +73,15 @@ public final class TarReader {
         self.maxMemberSize = max(0, maxMemberSize)
     }
 
+    /// Reads the archive `stream` produces, front to back (skipped data is read and dropped); `name` stands for
+    /// it in errors. At the end-of-archive marker the stream is read to its end, so that its producer's failure
+    /// (``TarError/Kind/streamFailed``) is thrown rather than taken for a clean end.
+    public init(stream: ByteStream, name: String, maxMemberSize: Int = 512 << 20) {
+        source = ByteSource(stream: stream, name: name)
+        path = name
+        self.maxMemberSize = max(0, maxMemberSize)
+    }
+
     /// Next member, or nil at the end-of-archive marker (a zero block). A file that ends anywhere else, at a
     /// header boundary too, throws `.truncated`: it was cut short.
     ///
@@ -110,6 +119,7 @@ public final class TarReader {
         while true {
             let headerOffset = source.position
             guard let block = try readHeaderBlock(extensionsPending: extensions.firstOffset) else {
+                try source.finish()
                 finished = true
                 return nil
             }

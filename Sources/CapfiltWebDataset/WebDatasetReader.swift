@@ -85,6 +85,14 @@ public final class WebDatasetReader {
         shard = url.path
     }
 
+    /// Reads the shard `stream` produces (see ``TarReader/init(stream:name:maxMemberSize:)``). When the stream
+    /// fails, the sample being built is dropped rather than returned with a problem: its members may be cut short
+    /// by the failure, not by damage in the shard, and a retry reads it whole.
+    public init(stream: ByteStream, name: String, maxMemberSize: Int = 512 << 20) {
+        tar = TarReader(stream: stream, name: name, maxMemberSize: maxMemberSize)
+        shard = name
+    }
+
     /// Next sample, or nil when the shard is done. Throws ``TarError`` when the archive itself is damaged, after
     /// every sample read before the damage: the one being built then comes with its intact members and a
     /// problem saying that members after them may be lost (Python's tarfile reads those members too).
@@ -104,6 +112,11 @@ public final class WebDatasetReader {
                     exhausted = true
                     closeCurrent()
                 }
+            } catch let error as TarError where error.kind == .streamFailed {
+                exhausted = true
+                current = nil
+                deferred.removeAll()
+                damage = error
             } catch {
                 exhausted = true
                 let offset = (error as? TarError)?.offset.map { " at byte \($0)" } ?? ""

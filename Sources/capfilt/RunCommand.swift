@@ -20,7 +20,8 @@ struct RunCommand: ParsableCommand {
             SLURM_ARRAY_TASK_COUNT, else JOB_COMPLETION_INDEX (Kubernetes Indexed Job; count from --workers or the
             spec's job.workers), else worker 0 of 1.
             Exit status: 0 done (or, with --no-wait, nothing left to claim); 1 error (bad spec, unreadable model,
-            changed input); 130 interrupted (resume with the same command); 64 bad command line.
+            changed input) or units failed (a pipe: input's command failed; the others are done, run again to
+            retry); 130 interrupted (resume with the same command); 64 bad command line.
             """)
 
     @Argument(help: "The pipeline spec (YAML), e.g. Pipelines/capfilt-base.yaml.")
@@ -103,8 +104,16 @@ struct RunCommand: ParsableCommand {
         let outcome = try pipeline.run(stop: stop, verification: verify ? .full : .automatic, wait: !noWait, progress: reporter.update)
         reporter.finish()
         if json {
-            var summary: [String: JSON] = ["outcome": .string(outcome == .completed ? "completed" : "interrupted"),
-                                           "worker": .int(index), "workers": .int(count)]
+            var summary: [String: JSON] = ["worker": .int(index), "workers": .int(count)]
+            switch outcome {
+            case .completed: summary["outcome"] = .string("completed")
+            case .interrupted: summary["outcome"] = .string("interrupted")
+            case .unitsFailed(let failures):
+                summary["outcome"] = .string("units_failed")
+                summary["units_failed"] = .array(failures.map {
+                    .object(["unit": .string(JobPlan.unitName($0.unit)), "source": .string($0.source), "reason": .string($0.reason)])
+                })
+            }
             if case .object(let job) = try StatusCommand.summary(folder: pipeline.outputFolder) {
                 summary.merge(job) { ours, _ in ours }
             }
@@ -117,6 +126,11 @@ struct RunCommand: ParsableCommand {
         case .interrupted:
             reporter.log("interrupted; nothing committed is lost. Resume with: capfilt run \(spec)")
             throw ExitCode(130)
+        case .unitsFailed(let failures):
+            // Said even with --quiet: the exit status alone does not say which input to look at.
+            let names = failures.map { "\(JobPlan.unitName($0.unit)) (\($0.source))" }.joined(separator: ", ")
+            FileHandle.standardError.write(Data("capfilt: \(failures.count) unit\(failures.count == 1 ? "" : "s") failed, so the dataset is not merged: \(names). \(failures.first.map { "First failure: \($0.reason) " } ?? "")Every other unit is done and nothing committed is lost; run the same command again to retry: capfilt run \(spec)\n".utf8))
+            throw ExitCode(1)
         }
     }
 }

@@ -40,12 +40,13 @@ struct StatusCommand: ParsableCommand {
         }
         var out = "job \(folder.path)\n"
         if case .object(let units)? = s["units"] {
-            out += "  units           \(int(units["done"])) done, \(int(units["claimed"])) claimed (\(int(units["stale"])) stale), \(int(units["pending"])) pending, of \(int(units["total"]))\n"
+            out += "  units           \(int(units["done"])) done, \(int(units["claimed"])) claimed (\(int(units["stale"])) stale, \(int(units["failed"])) failed), \(int(units["pending"])) pending, of \(int(units["total"]))\n"
         }
         if case .array(let claimed)? = s["claimed"] {
             for case .object(let c) in claimed.prefix(20) {
                 func text(_ v: JSON?) -> String { switch v { case .string(let t)?: t; case .int(let n)?: String(n); case .bool(let b)?: b ? "yes" : "no"; default: "?" } }
                 out += "    unit \(text(c["unit"])) attempt \(text(c["attempt"])): worker \(text(c["worker"])) on \(text(c["host"])) pid \(text(c["pid"])) since \(text(c["since"])), renewed \(text(c["renewed_seconds_ago"]))s ago\(c["stale"] == .bool(true) ? ", STALE (another worker takes it over)" : ""), \(text(c["samples_ingested"])) samples in\n"
+                if case .string(let failure)? = c["failed"] { out += "      FAILED: \(failure)\n" }
             }
         }
         if case .array(let workers)? = s["workers"], !workers.isEmpty {
