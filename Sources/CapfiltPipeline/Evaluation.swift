@@ -166,7 +166,8 @@ enum RunManifestFile {
     }
 }
 
-/// The merged dataset's manifest rows, as the records evaluation needs (status, texts, scores, keys).
+/// The merged dataset's manifest rows, as the records evaluation and calibration need (status, texts, ITM
+/// scores, keys).
 enum ManifestRows {
     static func read(runFolder: URL) throws -> [SampleRecord] {
         let shards = runFolder.appendingPathComponent(PipelineRun.shardFolderName)
@@ -183,10 +184,17 @@ enum ManifestRows {
                                      source: row["source"] as? String ?? "", position: row["position"] as? String ?? "",
                                      stage: .done, status: SampleStatus(rawValue: row["status"] as? String ?? "") ?? .failed)
                 r.webTextProblem = row["web_text_problem"] as? String
-                if let kept = row["web_text_kept"] as? Bool {
+                // The JSONL manifest is never null: an unscored web text has web_text_scored false (and stand-in
+                // itm 0, kept false), which must not read as a score.
+                if row["web_text_scored"] as? Bool ?? true, let kept = row["web_text_kept"] as? Bool {
                     r.webScore = WebTextScore(itm: (row["web_text_itm"] as? NSNumber)?.floatValue ?? 0, itc: 0, kept: kept)
                 }
-                r.captions = (row["synthetic_captions"] as? [String] ?? []).map { SyntheticCaption(text: $0, tokenIDs: []) }
+                let scores = row["synthetic_itm"] as? [Any] ?? []
+                r.captions = (row["synthetic_captions"] as? [String] ?? []).enumerated().map { i, text in
+                    var caption = SyntheticCaption(text: text, tokenIDs: [])
+                    caption.itm = i < scores.count ? (scores[i] as? NSNumber)?.floatValue : nil
+                    return caption
+                }
                 r.mainCaption = row["main_caption"] as? String
                 r.mainCaptionSource = row["main_caption_source"] as? String
                 records.append(r)
