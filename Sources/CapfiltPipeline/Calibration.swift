@@ -78,10 +78,19 @@ public enum Calibration {
     public static func threshold(forPrecision precision: Double, labelled: [(score: Float, matches: Bool)]) -> PrecisionChoice? {
         let positives = labelled.filter(\.matches).count
         guard positives > 0 else { return nil }
+        // Recall only grows as the threshold goes down: the last candidate reaching the target has the most.
+        return sweep(labelled).last { Double($0.matching) / Double($0.kept) >= precision }.map {
+            PrecisionChoice(threshold: $0.score, precision: Double($0.matching) / Double($0.kept),
+                            recall: Double($0.matching) / Double(positives), kept: $0.kept, keptMatching: $0.matching)
+        }
+    }
+
+    /// Each distinct score from the top as a candidate threshold, with the labelled texts it keeps (those at or
+    /// above it) and how many of them match.
+    static func sweep(_ labelled: [(score: Float, matches: Bool)]) -> [(score: Float, kept: Int, matching: Int)] {
         let sorted = labelled.sorted { $0.score > $1.score }
-        var best: PrecisionChoice?
+        var out: [(score: Float, kept: Int, matching: Int)] = []
         var kept = 0, matching = 0, i = 0
-        // Walk down the distinct scores: each is a candidate threshold keeping everything at or above it.
         while i < sorted.count {
             let score = sorted[i].score
             while i < sorted.count && sorted[i].score == score {
@@ -89,13 +98,9 @@ public enum Calibration {
                 if sorted[i].matches { matching += 1 }
                 i += 1
             }
-            let p = Double(matching) / Double(kept)
-            if p >= precision {
-                best = PrecisionChoice(threshold: score, precision: p, recall: Double(matching) / Double(positives),
-                                       kept: kept, keptMatching: matching)
-            }
+            out.append((score, kept, matching))
         }
-        return best
+        return out
     }
 
     /// The precision-target choice over the pool's labelled web texts (labels keyed by input keys). Throws
@@ -119,18 +124,7 @@ public enum Calibration {
     /// The highest precision any threshold gives on the labelled texts (for the message when a target is out
     /// of reach).
     public static func bestPrecision(_ labelled: [(score: Float, matches: Bool)]) -> Double {
-        let sorted = labelled.sorted { $0.score > $1.score }
-        var kept = 0, matching = 0, best = 0.0, i = 0
-        while i < sorted.count {
-            let score = sorted[i].score
-            while i < sorted.count && sorted[i].score == score {
-                kept += 1
-                if sorted[i].matches { matching += 1 }
-                i += 1
-            }
-            best = max(best, Double(matching) / Double(kept))
-        }
-        return best
+        sweep(labelled).map { Double($0.matching) / Double($0.kept) }.max() ?? 0
     }
 
     /// One row of the what-if table: at this threshold, how many web texts, synthetic captions and samples
