@@ -56,6 +56,8 @@ public final class PipelineRun: @unchecked Sendable {
     let holder: LeaseHolder
     /// The input's sources, resolved once; each unit opens its own source from it.
     let corpus: CorpusReader
+    /// An earlier run's captions and scores that stand in for model work (a re-filter), if any.
+    let stored: StoredScores?
     /// Units in this worker's claim order (its share first), the next one to look at, and whether this
     /// worker's own unfinished attempts were looked for yet.
     private let claimOrder: [Int]
@@ -68,10 +70,13 @@ public final class PipelineRun: @unchecked Sendable {
 
     /// Files capfilt owns in an output folder (a new run removes exactly these).
     public static let shardFolderName = "shards"
+    /// An earlier run of this folder whose spec differed only in decisions: its plan and units, kept as the store
+    /// of captions and scores until the new job's merge is done.
+    public static let storedRunName = "stored-run"
     public static let unitsFolderName = "units"
     public static let workersFolderName = "workers"
     public static let runManifestName = "capfilt_run.json"
-    static let ownedNames = [JobPlan.fileName, unitsFolderName, workersFolderName, shardFolderName, runManifestName,
+    static let ownedNames = [JobPlan.fileName, unitsFolderName, workersFolderName, shardFolderName, runManifestName, storedRunName,
                              Merge.lockName, Merge.scratchName, "capfilt.sqlite", "capfilt.sqlite-wal", "capfilt.sqlite-shm"]
     /// Removed by a new run only when capfilt wrote it (the dataset card).
     static let ownedIfMarked = [Merge.datasetCardName]
@@ -80,7 +85,8 @@ public final class PipelineRun: @unchecked Sendable {
     /// other weights is refused unless `newRun` (one worker only), which discards it; so is an input that changed
     /// since the job was planned. `stop` is checked between the slow steps (hashing, loading).
     public init(spec: PipelineSpec, specYAML: String, specPath: String, newRun: Bool, worker: Int = 0, workers: Int = 1,
-                leaseSeconds: Double? = nil, stop: StopFlag = StopFlag(), log: @escaping (String) -> Void = { _ in }) throws {
+                leaseSeconds: Double? = nil, reuseFrom: URL? = nil, stop: StopFlag = StopFlag(),
+                log: @escaping (String) -> Void = { _ in }) throws {
         guard workers >= 1, (0..<workers).contains(worker) else {
             throw PipelineError("worker \(worker) of \(workers) does not exist: workers are numbered 0 to \(max(workers - 1, 0))")
         }
@@ -103,28 +109,7 @@ public final class PipelineRun: @unchecked Sendable {
             guard workers == 1 else {
                 throw PipelineError("--new-run discards the whole job, so it runs as one worker: start it with --workers 1 (or remove \(outputFolder.path) by hand), then start the other workers without --new-run")
             }
-            // Nothing is removed while another worker of this host runs or a merge is going.
-            var held: [RunFolderLock] = []
-            for name in (try? fm.contentsOfDirectory(atPath: workersFolder.path)) ?? [] where name.hasSuffix(".lock") && name != "\(worker).lock" {
-                guard let lock = try RunFolderLock.take(folder: workersFolder, name: name, purpose: "capfilt run --new-run") else {
-                    throw PipelineError("worker \(name.dropLast(5)) of \(outputFolder.path) is running; stop every worker before --new-run discards the job")
-                }
-                held.append(lock)
-            }
-            guard let lock = try RunFolderLock.take(folder: outputFolder, name: Merge.lockName, purpose: "capfilt run --new-run") else {
-                throw PipelineError("another capfilt process is merging \(outputFolder.path); wait for it before discarding the run")
-            }
-            for name in Self.ownedNames where name != Merge.lockName && name != Self.workersFolderName {
-                try? fm.removeItem(at: outputFolder.appendingPathComponent(name))
-            }
-            for name in Self.ownedIfMarked {
-                let url = outputFolder.appendingPathComponent(name)
-                if let bytes = fm.contents(atPath: url.path), String(decoding: bytes, as: UTF8.self).contains(Merge.datasetCardMarker) {
-                    try? fm.removeItem(at: url)
-                }
-            }
-            lock.release()
-            held.forEach { $0.release() }
+            try Self.clearJob(outputFolder, worker: worker, purpose: "capfilt run --new-run", storing: false)
         }
         holder = LeaseHolder.current(worker: worker, workers: workers)
 
@@ -135,7 +120,31 @@ public final class PipelineRun: @unchecked Sendable {
                                           specPath: URL(fileURLWithPath: specPath).standardizedFileURL.path,
                                           captionerSHA256: try captionFolder.weightsDigest(),
                                           filterSHA256: try filterFolder.weightsDigest())
+        // A spec that changes only decisions on a finished (or part-finished) job: its units become the store of
+        // captions and scores, and the job starts over without model work for what they hold.
+        if !newRun, let existing = try JobPlan.read(folder: outputFolder), existing.specFingerprint != identity.specFingerprint
+            || existing.captionerSHA256 != identity.captionerSHA256 || existing.filterSHA256 != identity.filterSHA256 {
+            let old = try PipelineSpec(yaml: existing.specYAML, path: existing.specPath)
+            let changed = spec.changedFields(from: old)
+            let forcing = changed.filter { !PipelineSpec.decisionFields.contains($0) }
+                + (existing.captionerSHA256 != identity.captionerSHA256 ? ["the captioner weights"] : [])
+                + (existing.filterSHA256 != identity.filterSHA256 ? ["the filter weights"] : [])
+            guard forcing.isEmpty else {
+                throw PipelineError("\(outputFolder.path) holds a run made with other settings: \(forcing.joined(separator: ", ")) changed, and that changes captions or scores, so the models must run again. Pass --new-run to discard that run and start over, choose another output folder, or restore the original.\(changed.count > forcing.count ? " (Changes of \(changed.filter { PipelineSpec.decisionFields.contains($0) }.joined(separator: ", ")) alone would re-use the stored scores.)" : "")")
+            }
+            guard workers == 1 else {
+                throw PipelineError("the spec changes only \(changed.joined(separator: ", ")): the job is re-decided from its stored captions and scores, which one worker starts. Run it with --workers 1 (it needs no model work), then other workers may join.")
+            }
+            log("the spec changes only \(changed.joined(separator: ", ")): re-deciding from the stored captions and scores, no model work for them")
+            try Self.clearJob(outputFolder, worker: worker, purpose: "capfilt run (re-filter)", storing: true)
+        }
         plan = try JobPlan.createOrVerify(folder: outputFolder, spec: spec, identity: identity, log: log)
+        // Where stored captions and scores come from: this folder's earlier run, or the folder given.
+        let storeFolder = reuseFrom ?? outputFolder.appendingPathComponent(Self.storedRunName)
+        let (store, why) = StoredScores.open(folder: storeFolder, spec: spec, plan: plan)
+        if let why, reuseFrom != nil { log("not re-using \(storeFolder.path): \(why); the models do the work") }
+        if let store { log("re-using the captions and scores of \(store.folder.path)") }
+        stored = store
         corpus = try CorpusReader(spec: spec.input, baseDirectory: spec.baseDirectory, maxMemberSize: spec.maxMemberBytes)
         guard corpus.sourceCount == plan.sources.count else {
             throw PipelineError("the input now has \(corpus.sourceCount) sources, the job was planned with \(plan.sources.count). Restore the input, or start over with --new-run.")
@@ -217,7 +226,7 @@ public final class PipelineRun: @unchecked Sendable {
             unlink(folder.failureURL(attempt).path)
             do {
                 let work = try UnitWork(spec: spec, plan: plan, corpus: corpus, unit: unit, attempt: attempt, folder: folder,
-                                        models: models, holder: holder)
+                                        models: models, holder: holder, stored: stored?.unit(unit))
                 guard try work.run(stop: stop, counters: counters, progress: progress) else { return .interrupted }
                 done.insert(unit)
                 counters.update { $0.unitsFinished += 1; $0.unitsDone = done.count }
@@ -238,8 +247,73 @@ public final class PipelineRun: @unchecked Sendable {
             return .completed
         }
         defer { lock.release() }
-        return try Merge(spec: spec, plan: plan, outputFolder: outputFolder).merge(stop: stop, verification: verification, log: log)
-            ? .completed : .interrupted
+        let progressNow = counters.value
+        if stored != nil {
+            log("re-used stored captions and scores for \(progressNow.reused) samples; the models captioned \(progressNow.captioned)")
+        }
+        guard try Merge(spec: spec, plan: plan, outputFolder: outputFolder).merge(stop: stop, verification: verification, log: log) else {
+            return .interrupted
+        }
+        // The dataset is whole: the earlier run this folder kept as a store is no longer needed.
+        try? FileManager.default.removeItem(at: outputFolder.appendingPathComponent(Self.storedRunName))
+        return .completed
+    }
+
+    /// Empties the job in `folder` (its plan, units, shards, manifest, the dataset card capfilt wrote) under the
+    /// locks of every other worker of this host and of the merge. `storing`: the plan and units are moved to
+    /// `stored-run/` instead, as the store of a re-filter (an existing store is kept: it is the older, whole run).
+    static func clearJob(_ folder: URL, worker: Int, purpose: String, storing: Bool) throws {
+        let fm = FileManager.default
+        let workersFolder = folder.appendingPathComponent(workersFolderName)
+        let what = storing ? "the job is re-decided" : "--new-run discards the job"
+        // Nothing is removed while another worker of this host runs or a merge is going.
+        var held: [RunFolderLock] = []
+        for name in (try? fm.contentsOfDirectory(atPath: workersFolder.path)) ?? [] where name.hasSuffix(".lock") && name != "\(worker).lock" {
+            guard let lock = try RunFolderLock.take(folder: workersFolder, name: name, purpose: purpose) else {
+                throw PipelineError("worker \(name.dropLast(5)) of \(folder.path) is running; stop every worker before \(what)")
+            }
+            held.append(lock)
+        }
+        guard let lock = try RunFolderLock.take(folder: folder, name: Merge.lockName, purpose: purpose) else {
+            throw PipelineError("another capfilt process is merging \(folder.path); wait for it before \(what)")
+        }
+        defer {
+            lock.release()
+            held.forEach { $0.release() }
+        }
+        // The outputs go first (a re-filter writes them again), then, when storing, the units and last the plan:
+        // a store with a plan is whole, and a kill at any point leaves a folder the next start finishes.
+        var keep: Set<String> = [Merge.lockName, workersFolderName]
+        if storing { keep.formUnion([storedRunName, unitsFolderName, JobPlan.fileName]) }
+        for name in ownedNames where !keep.contains(name) {
+            try? fm.removeItem(at: folder.appendingPathComponent(name))
+        }
+        for name in ownedIfMarked {
+            let url = folder.appendingPathComponent(name)
+            if let bytes = fm.contents(atPath: url.path), String(decoding: bytes, as: UTF8.self).contains(Merge.datasetCardMarker) {
+                try? fm.removeItem(at: url)
+            }
+        }
+        guard storing else { return }
+        KillPoint.pass("refilter-outputs-removed")
+        let store = folder.appendingPathComponent(storedRunName)
+        if !fm.fileExists(atPath: store.appendingPathComponent(JobPlan.fileName).path) {
+            try fm.createDirectory(at: store, withIntermediateDirectories: true)
+            let units = folder.appendingPathComponent(unitsFolderName)
+            if fm.fileExists(atPath: units.path) {
+                try? fm.removeItem(at: store.appendingPathComponent(unitsFolderName))
+                try fm.moveItem(at: units, to: store.appendingPathComponent(unitsFolderName))
+            }
+            KillPoint.pass("refilter-units-stored")
+            try fm.moveItem(at: folder.appendingPathComponent(JobPlan.fileName), to: store.appendingPathComponent(JobPlan.fileName))
+            Durable.syncFolder(store)
+            Durable.syncFolder(folder)
+        } else {
+            // A store from an earlier re-filter that was interrupted: it is the whole run; this job's partial
+            // units are redone from it.
+            try? fm.removeItem(at: folder.appendingPathComponent(unitsFolderName))
+            try? fm.removeItem(at: folder.appendingPathComponent(JobPlan.fileName))
+        }
     }
 
     /// The next unit to work on, claimed: this worker's own unfinished attempt (a re-run resumes it), else a

@@ -283,6 +283,26 @@ public struct PipelineSpec: Sendable, Equatable {
     /// Everything that decides the output, as canonical JSON: two runs with equal fingerprints produce the same
     /// bytes from the same inputs and weights. Paths are kept as written (moving a run folder is allowed).
     public var fingerprint: String {
+        fingerprintFields.map { "\($0.0)=\($0.1)" }.joined(separator: "\n")
+    }
+
+    /// The fields that decide only what is kept and how it is written, not the captions or the scores: a run
+    /// whose spec changes only these re-decides from its stored captions and scores, with no model work.
+    public static let decisionFields: Set<String> = [
+        "filter.threshold", "filter.main_caption", "duplicates", "output.samples_per_shard", "output.max_shard_bytes",
+        "output.image_format", "output.image_quality", "output.additional_columns",
+    ]
+
+    /// The fields in which two specs differ (by their fingerprints), in fingerprint order.
+    public func changedFields(from other: PipelineSpec) -> [String] {
+        let mine = Dictionary(fingerprintFields, uniquingKeysWith: { a, _ in a })
+        let theirs = Dictionary(other.fingerprintFields, uniquingKeysWith: { a, _ in a })
+        let names = fingerprintFields.map(\.0) + other.fingerprintFields.map(\.0).filter { mine[$0] == nil }
+        return names.filter { mine[$0] != theirs[$0] }
+    }
+
+    /// The fingerprint's fields: (name, value) in a fixed order.
+    var fingerprintFields: [(String, String)] {
         let c = captioner, f = filter, l = limits
         var fields: [(String, String)] = [
             ("version", "\(version)"), ("input.kind", input.kind.rawValue), ("input.paths", input.paths.joined(separator: "\u{1F}")),
@@ -314,7 +334,7 @@ public struct PipelineSpec: Sendable, Equatable {
         }
         if c.precision != .fp32 { fields.append(("captioner.precision", c.precision.rawValue)) }
         if f.precision != .fp32 { fields.append(("filter.precision", f.precision.rawValue)) }
-        return fields.map { "\($0.0)=\($0.1)" }.joined(separator: "\n")
+        return fields
     }
 }
 

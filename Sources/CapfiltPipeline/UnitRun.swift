@@ -79,6 +79,8 @@ public struct RunProgress: Sendable {
     public var failed = 0
     /// Samples already done in the ledger when this worker reached them (a resume).
     public var skipped = 0
+    /// Samples whose captions and scores came from an earlier run's units (a re-filter), not from the models.
+    public var reused = 0
     public var stage = "ingest"
     /// Units this worker finished, and the job's units done (by anyone) of `unitCount`.
     public var unitsFinished = 0
@@ -121,10 +123,14 @@ final class UnitWork: @unchecked Sendable {
     let ledger: Ledger
     let holder: LeaseHolder
     let corpus: CorpusReader
+    /// An earlier run's samples of this unit by position, whose captions and scores stand in for the models
+    /// (StoredScores.swift); nil when there are none.
+    let stored: [Int: SampleRecord]?
     private let ingestor: Ingestor
 
     init(spec: PipelineSpec, plan: JobPlan, corpus: CorpusReader, unit: Int, attempt: Int, folder: UnitFolder, models: Models,
-         holder: LeaseHolder) throws {
+         holder: LeaseHolder, stored: [Int: SampleRecord]? = nil) throws {
+        self.stored = stored
         self.spec = spec
         self.plan = plan
         self.corpus = corpus
@@ -201,10 +207,11 @@ final class UnitWork: @unchecked Sendable {
                 if stop.isSet { break }
                 var batch = samples
                 counters.update { $0.stage = "caption" }
-                try captionStage(&batch)
-                counters.update { $0.captioned += batch.filter { $0.captionPixels != nil }.count; $0.stage = "filter" }
-                try filterStage(&batch)
+                let captionedByModel = try captionStage(&batch)
+                counters.update { $0.captioned += captionedByModel; $0.stage = "filter" }
+                let reused = try filterStage(&batch)
                 let snapshot = counters.update { c in
+                    c.reused += reused
                     c.scored += batch.filter { $0.record.webScore != nil || $0.record.captions.contains { $0.itm != nil } }.count
                     c.count(batch.map(\.record.status))
                 }
@@ -263,9 +270,28 @@ final class UnitWork: @unchecked Sendable {
 
     // MARK: - Caption
 
-    private func captionStage(_ batch: inout [IngestedSample]) throws {
+    /// The stored record for each of `indices` when every one of them has one (a batch reuses whole or not at all).
+    private func storedRecords(_ batch: [IngestedSample], _ indices: [Int]) -> [SampleRecord]? {
+        guard let stored, !indices.isEmpty else { return nil }
+        let found = indices.compactMap { StoredScores.match(stored[batch[$0].record.ordinal], for: batch[$0].record) }
+        return found.count == indices.count ? found : nil
+    }
+
+    /// Captions the samples that need it; returns how many the model captioned (0 when stored captions stood in).
+    private func captionStage(_ batch: inout [IngestedSample]) throws -> Int {
         let needs = batch.indices.filter { batch[$0].record.stage == .ingested && batch[$0].captionPixels != nil }
-        guard !needs.isEmpty else { return }
+        guard !needs.isEmpty else { return 0 }
+        if let records = storedRecords(batch, needs) {
+            for (i, record) in zip(needs, records) {
+                batch[i].record.captions = record.captions.map { SyntheticCaption(text: $0.text, tokenIDs: $0.tokenIDs) }
+                batch[i].record.stage = .captioned
+            }
+            KillPoint.pass("before-caption-commit")
+            try folder.check(attempt)
+            try ledger.commit(needs.map { batch[$0].record })
+            KillPoint.pass("after-caption-commit")
+            return 0
+        }
         let captioner = models.captioner, captionFolder = models.captionFolder
         // A duplicate image (duplicates: keep) reuses the first occurrence's captions.
         let originals = needs.filter { batch[$0].record.duplicateOf == nil }
@@ -303,6 +329,7 @@ final class UnitWork: @unchecked Sendable {
         try folder.check(attempt)
         try ledger.commit(needs.map { batch[$0].record })
         KillPoint.pass("after-caption-commit")
+        return needs.count
     }
 
     /// The sampling seed's index for caption `caption` of the sample at `position`: unit, position and caption
@@ -324,24 +351,42 @@ final class UnitWork: @unchecked Sendable {
 
     // MARK: - Filter
 
-    private func filterStage(_ batch: inout [IngestedSample]) throws {
+    /// Scores and decides the samples that need it; returns how many took stored scores instead of the model.
+    private func filterStage(_ batch: inout [IngestedSample]) throws -> Int {
         let needs = batch.indices.filter { batch[$0].record.stage == .captioned && batch[$0].filterPixels != nil }
-        guard !needs.isEmpty else { return }
-        let retriever = models.retriever, filterFolder = models.filterFolder
-        let side = retriever.config.vision.imageSize
-        var pixels: [Float] = []
-        pixels.reserveCapacity(needs.count * 3 * side * side)
-        for i in needs { pixels += batch[i].filterPixels ?? [] }
-        let embeddings = pixels.withUnsafeBufferPointer { retriever.imageEmbeddings(pixels: $0.baseAddress!, batch: needs.count) }
-        let finiteImages = needs.indices.map { Self.allFinite(embeddings, item: $0) }
+        guard !needs.isEmpty else { return 0 }
         let threshold = spec.filter.threshold
-        // Every text of every image of the batch in one pass: the web text (if usable) and each synthetic caption.
-        let texts: [[[Int]]] = needs.map { i in
-            let record = batch[i].record
-            return ((record.webText.map { [$0] } ?? []) + record.captions.map(\.text))
-                .map { filterFolder.tokenizer.encode($0, maxLength: spec.filter.maxTextTokens) }
+        let finiteImages: [Bool]
+        let allScores: [[(itm: Float, itc: Float)]]
+        var reused = 0
+        // Stored scores stand in when every sample has them for exactly its texts (its web text scored as this
+        // run scores it, its captions the stored ones).
+        if let records = storedRecords(batch, needs), zip(needs, records).allSatisfy({ i, stored in
+            stored.captions.map(\.text) == batch[i].record.captions.map(\.text)
+                && (batch[i].record.webText == nil) == (stored.webScore == nil)
+                && stored.captions.allSatisfy { $0.itm != nil && $0.itc != nil }
+        }) {
+            reused = needs.count
+            finiteImages = needs.map { _ in true }
+            allScores = records.map { stored in
+                (stored.webScore.map { [(itm: $0.itm, itc: $0.itc)] } ?? []) + stored.captions.map { (itm: $0.itm ?? 0, itc: $0.itc ?? 0) }
+            }
+        } else {
+            let retriever = models.retriever, filterFolder = models.filterFolder
+            let side = retriever.config.vision.imageSize
+            var pixels: [Float] = []
+            pixels.reserveCapacity(needs.count * 3 * side * side)
+            for i in needs { pixels += batch[i].filterPixels ?? [] }
+            let embeddings = pixels.withUnsafeBufferPointer { retriever.imageEmbeddings(pixels: $0.baseAddress!, batch: needs.count) }
+            finiteImages = needs.indices.map { Self.allFinite(embeddings, item: $0) }
+            // Every text of every image of the batch in one pass: the web text (if usable) and each synthetic caption.
+            let texts: [[[Int]]] = needs.map { i in
+                let record = batch[i].record
+                return ((record.webText.map { [$0] } ?? []) + record.captions.map(\.text))
+                    .map { filterFolder.tokenizer.encode($0, maxLength: spec.filter.maxTextTokens) }
+            }
+            allScores = try retriever.scores(imageEmbeddings: embeddings, texts: texts).map { $0.map { (itm: $0.itm, itc: $0.itc) } }
         }
-        let allScores = try retriever.scores(imageEmbeddings: embeddings, texts: texts)
         for (n, i) in needs.enumerated() {
             var record = batch[i].record
             let scores = allScores[n]
@@ -375,6 +420,7 @@ final class UnitWork: @unchecked Sendable {
         try folder.check(attempt)
         try ledger.commit(needs.map { batch[$0].record }, keptImages: kept)
         KillPoint.pass("after-filter-commit")
+        return reused
     }
 
     /// Whether item `n` of a `(B, N, D)` tensor holds only finite values.

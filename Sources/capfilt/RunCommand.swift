@@ -19,6 +19,9 @@ struct RunCommand: ParsableCommand {
             Worker index and count: --worker/--workers, else SLURM_ARRAY_TASK_ID (minus SLURM_ARRAY_TASK_MIN) and
             SLURM_ARRAY_TASK_COUNT, else JOB_COMPLETION_INDEX (Kubernetes Indexed Job; count from --workers or the
             spec's job.workers), else worker 0 of 1.
+            Changing only decisions in the spec (filter.threshold, filter.main_caption, duplicates, output sharding
+            and image format) and running again re-decides from the stored captions and scores with no model work,
+            in the same folder or, with --output DIR, into a new one; the dataset is byte-identical to a fresh run.
             Exit status: 0 done (or, with --no-wait, nothing left to claim); 1 error (bad spec, unreadable model,
             changed input) or units failed (a pipe: input's command failed; the others are done, run again to
             retry); 130 interrupted (resume with the same command); 64 bad command line.
@@ -29,6 +32,9 @@ struct RunCommand: ParsableCommand {
 
     @Flag(name: .customLong("new-run"), help: "Discard an existing run in the output folder and start over.")
     var newRun = false
+
+    @Option(help: "Write the job to this folder instead of the spec's output.folder; a run there whose spec differs only in decisions (filter.threshold, filter.main_caption, duplicates, output sharding) lends its captions and scores, so no model work is redone and it is left as it is.")
+    var output: String?
 
     @Option(help: "OpenBLAS threads for the models (default: all cores).")
     var threads: Int?
@@ -84,7 +90,14 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         BLAS.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
-        let parsed = try PipelineSpec.load(path: spec)
+        var parsed = try PipelineSpec.load(path: spec)
+        var reuseFrom: URL?
+        if let output {
+            reuseFrom = parsed.resolve(parsed.output.folder)
+            // Relative to where the command runs, as any path on a command line.
+            parsed.output.folder = URL(fileURLWithPath: output).standardizedFileURL.path
+            if parsed.resolve(parsed.output.folder).standardizedFileURL == reuseFrom?.standardizedFileURL { reuseFrom = nil }
+        }
         let yaml = (try? String(contentsOfFile: spec, encoding: .utf8)) ?? ""
         let reporter = ProgressReporter(quiet: quiet)
         let stop = StopFlag()
@@ -96,7 +109,7 @@ struct RunCommand: ParsableCommand {
         let pipeline: PipelineRun
         do {
             pipeline = try PipelineRun(spec: parsed, specYAML: yaml, specPath: spec, newRun: newRun, worker: index, workers: count,
-                                       leaseSeconds: leaseSeconds, stop: stop, log: reporter.log)
+                                       leaseSeconds: leaseSeconds, reuseFrom: reuseFrom, stop: stop, log: reporter.log)
         } catch is CancellationError {
             reporter.log("interrupted before any work; nothing is lost. Resume with: capfilt run \(spec)")
             throw ExitCode(130)

@@ -145,9 +145,9 @@ struct TestCorpus {
 
     /// The dataset: every file under shards/ and the run manifest, with its bytes (what "byte-identical"
     /// compares; units/, leases and locks are job state, not output).
-    func outputFiles() throws -> [String: Data] {
+    func outputFiles(of folder: URL? = nil) throws -> [String: Data] {
         var files: [String: Data] = [:]
-        let root = output.standardizedFileURL.path
+        let root = (folder ?? output).standardizedFileURL.path
         guard let e = FileManager.default.enumerator(atPath: root) else { return [:] }
         for case let relative as String in e where relative.hasPrefix("shards/") || relative == "capfilt_run.json" {
             var isDirectory: ObjCBool = false
