@@ -156,11 +156,13 @@ public final class ParquetWriter {
         self.columns = columns
         self.options = options
         temporaryPath = path + ".partial"
-        guard FileManager.default.createFile(atPath: temporaryPath, contents: nil),
-              let handle = FileHandle(forWritingAtPath: temporaryPath) else {
-            throw ParquetError(.io, path: temporaryPath, detail: "cannot create the file")
+        // open(2), not FileManager.createFile, which writes a temporary `.dat.nosync*` file and renames it.
+        unlink(temporaryPath)
+        let fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw ParquetError(.io, path: temporaryPath, detail: "cannot create the file (\(String(cString: strerror(errno))))")
         }
-        self.handle = handle
+        self.handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         try append(ParquetFile.magic)
     }
 

@@ -14,14 +14,22 @@ enum Durable {
 
     /// Writes and fsyncs a new file (replacing any there).
     static func writeFile(_ bytes: [UInt8], to url: URL) throws {
-        try? FileManager.default.removeItem(at: url)
-        guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
-            throw PipelineError("cannot create \(url.path): check that the output folder is writable")
-        }
-        let handle = try FileHandle(forWritingTo: url)
+        let handle = try create(url)
         try handle.write(contentsOf: bytes)
         try handle.synchronize()
         try handle.close()
+    }
+
+    /// Creates (or truncates) `url` for writing. open(2), not FileManager.createFile, which writes a temporary
+    /// `.dat.nosync*` file and renames it: a kill in between would leave that file in the output folder.
+    static func create(_ url: URL) throws -> FileHandle {
+        // A link in its place is replaced, never written through.
+        unlink(url.path)
+        let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw PipelineError("cannot create \(url.path) (\(String(cString: strerror(errno)))): check that the output folder is writable")
+        }
+        return FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     }
 
     static func rename(_ from: URL, to: URL) throws {

@@ -508,10 +508,7 @@ struct ShardAssembler {
         // The Parquet writer writes `NNNNN.parquet.partial` and renames it on close.
         try? FileManager.default.removeItem(atPath: url(".parquet").path + ".partial")
         tar = try TarWriter(url: temp(".tar"), mtime: 0)
-        guard FileManager.default.createFile(atPath: temp(".jsonl").path, contents: nil) else {
-            throw PipelineError("cannot create \(temp(".jsonl").path): check that the output folder is writable")
-        }
-        manifest = try FileHandle(forWritingTo: temp(".jsonl"))
+        manifest = try Durable.create(temp(".jsonl"))
         manifestHash = SHA256()
         parquet = try ShardManifestWriter(parquetPath: url(".parquet").path, columns: columns)
         counts = Counts()

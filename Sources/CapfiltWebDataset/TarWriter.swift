@@ -35,14 +35,15 @@ public final class TarWriter {
     public init(url: URL, mtime: Int = 0) throws {
         path = url.path
         try Self.check(mtime: mtime, path: url.path)
-        guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
-            throw TarError(.cannotOpen, path: url.path, detail: "cannot create the output file")
+        // open(2), not FileManager.createFile, which writes a temporary `.dat.nosync*` file and renames it (a
+        // kill in between leaves that file behind).
+        // A link in its place is replaced, never written through.
+        unlink(url.path)
+        let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw TarError(.cannotOpen, path: url.path, detail: "cannot create the output file (\(String(cString: strerror(errno))))")
         }
-        do {
-            handle = try FileHandle(forWritingTo: url)
-        } catch {
-            throw TarError(.cannotOpen, path: url.path, detail: "cannot open for writing (\(error.localizedDescription))")
-        }
+        handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         ownsHandle = true
         self.mtime = Int64(mtime)
         buffer.reserveCapacity(Self.chunkSize)
