@@ -32,4 +32,7 @@ fi
 # The loaders users read our output with (pyarrow, pandas, DuckDB, datasets, webdataset; from PyPI into
 # local/loaders-venv) on a real mixed-format run: Scripts/check_loaders.sh, about 3 minutes.
 bash Scripts/check_loaders.sh "$bin" || failed+=(Scripts/check_loaders.sh)
+# The report in headless Chromium (installed from Debian if missing) on a demo run: Scripts/report/test-report-browser.sh,
+# about a minute; screenshots in local/artifacts/.
+bash Scripts/report/test-report-browser.sh "$bin" || failed+=(Scripts/report/test-report-browser.sh)
 [ ${#failed[@]} -eq 0 ] || { echo "test.sh: FAILED: ${failed[*]}" >&2; exit 1; }

@@ -76,7 +76,9 @@ public final class PipelineRun: @unchecked Sendable {
     public static let unitsFolderName = "units"
     public static let workersFolderName = "workers"
     public static let runManifestName = "capfilt_run.json"
-    static let ownedNames = [JobPlan.fileName, unitsFolderName, workersFolderName, shardFolderName, runManifestName, storedRunName,
+    /// `capfilt report`'s folder: a new run or a re-filter removes it, since it describes the old dataset.
+    public static let reportFolderName = "report"
+    static let ownedNames = [JobPlan.fileName, unitsFolderName, workersFolderName, shardFolderName, runManifestName, storedRunName, reportFolderName,
                              Merge.lockName, Merge.scratchName, "capfilt.sqlite", "capfilt.sqlite-wal", "capfilt.sqlite-shm"]
     /// Removed by a new run only when capfilt wrote it (the dataset card).
     static let ownedIfMarked = [Merge.datasetCardName]
