@@ -64,9 +64,16 @@ units_table() {  # per-unit samples/s from done.json, in unit order
 import glob, json, sys
 rows = [json.load(open(f)) for f in sorted(glob.glob(sys.argv[1] + "/units/*/done.json"))]
 rates = [r["samples"] / r["seconds"] for r in rows]
-for r, rate in zip(rows, rates):
-    print(f"unit {r['unit']:05d}  worker {r['worker']}  {r['samples']:6d} samples  {r['seconds']:8.1f} s  {rate:6.1f} samples/s")
+# Samples per CPU-second (done.json's cpu_seconds, when the binary records it): what other load on the machine
+# and a VM's stolen time do not move, so a per-sample cost that grew with the job would show here.
+cpu = [r["samples"] / r["cpu_seconds"] if r.get("cpu_seconds") else None for r in rows]
+for r, rate, c in zip(rows, rates, cpu):
+    print(f"unit {r['unit']:05d}  worker {r['worker']}  {r['samples']:6d} samples  {r['seconds']:8.1f} s  {rate:6.1f} samples/s"
+          + (f"  {c:6.1f} samples/CPU-s" if c else ""))
 print(f"first unit {rates[0]:.1f} samples/s, last unit {rates[-1]:.1f} samples/s: last/first = {rates[-1] / rates[0]:.3f}")
+if all(cpu):
+    print(f"per CPU-second: first unit {cpu[0]:.1f}, last unit {cpu[-1]:.1f}: last/first = {cpu[-1] / cpu[0]:.3f}; "
+          f"min {min(cpu):.1f}, max {max(cpu):.1f}")
 for w in sorted({r["worker"] for r in rows}):
     mine = [rate for r, rate in zip(rows, rates) if r["worker"] == w]
     print(f"worker {w}: {len(mine)} units, first {mine[0]:.1f}, last {mine[-1]:.1f} samples/s: last/first = {mine[-1] / mine[0]:.3f}; "

@@ -54,13 +54,16 @@ public struct UnitResult: Codable, Sendable, Equatable {
     public var worker: Int
     public var host: String
     public var seconds: Double
+    /// CPU seconds (user + system) the process spent on it: a rate per CPU-second is what the machine's load and
+    /// a virtual machine's stolen time do not move (absent from units finished before it was recorded).
+    public var cpuSeconds: Double?
     public var finished: Double
 
     enum CodingKeys: String, CodingKey {
         case unit, attempt, specFingerprint = "spec_fingerprint", captionerSHA256 = "captioner_sha256"
         case filterSHA256 = "filter_sha256", samples, kept, records, recordsSHA256 = "records_sha256", images
         case imagesSHA256 = "images_sha256", imagesBytes = "images_bytes", statuses, reasons
-        case webTextProblems = "web_text_problems", filter, worker, host, seconds, finished
+        case webTextProblems = "web_text_problems", filter, worker, host, seconds, cpuSeconds = "cpu_seconds", finished
     }
 }
 
@@ -155,7 +158,7 @@ final class UnitWork: @unchecked Sendable {
     /// Runs the unit to its end and writes its result. Returns false if `stop` was set first. Throws LeaseLost
     /// when another worker took the unit over.
     func run(stop: StopFlag, counters: Locked<RunProgress>, progress: @escaping (RunProgress) -> Void) throws -> Bool {
-        let started = Date()
+        let started = Date(), startedCPU = processCPUSeconds()
         let queue = BoundedQueue<[IngestedSample]>(capacity: 2)
         let readerError = Locked<Error?>(nil)
         let batchSize = spec.captioner.batchSize
@@ -222,7 +225,7 @@ final class UnitWork: @unchecked Sendable {
         if stop.isSet, readerError.value is UnitInputFailed { return false }
         if let error = readerError.value { throw error }
         if stop.isSet { return false }
-        try finish(samples: total.value, seconds: Date().timeIntervalSince(started))
+        try finish(samples: total.value, seconds: Date().timeIntervalSince(started), cpuSeconds: processCPUSeconds() - startedCPU)
         return true
     }
 
@@ -465,7 +468,7 @@ final class UnitWork: @unchecked Sendable {
     // MARK: - The unit's output
 
     /// Writes the kept images and every row out of the ledger, then `done.json`; removes the ledger after.
-    private func finish(samples: Int, seconds: Double) throws {
+    private func finish(samples: Int, seconds: Double, cpuSeconds: Double) throws {
         let histogram = try ledger.histogram()
         let unfinished = histogram.filter { $0.stage != SampleStage.done.rawValue }.reduce(0) { $0 + $1.count }
         let rows = histogram.reduce(0) { $0 + $1.count }
@@ -512,7 +515,7 @@ final class UnitWork: @unchecked Sendable {
             records: folder.recordsURL(attempt).lastPathComponent, recordsSHA256: SHA256.hex(SHA256.hash(records)),
             images: imagesURL.lastPathComponent, imagesSHA256: try SHA256.hash(file: imagesURL), imagesBytes: Int(writer.bytesWritten),
             statuses: statuses, reasons: reasons, webTextProblems: problems, filter: filter, worker: holder.worker, host: holder.host, seconds: seconds,
-            finished: Date().timeIntervalSince1970)
+            cpuSeconds: cpuSeconds, finished: Date().timeIntervalSince1970)
         let resultEncoder = JSONEncoder()
         resultEncoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         try folder.check(attempt)
@@ -520,4 +523,12 @@ final class UnitWork: @unchecked Sendable {
         KillPoint.pass("unit-done-written")
         for suffix in ["", "-journal"] { unlink(folder.ledgerURL(attempt).path + suffix) }
     }
+}
+
+/// User + system CPU seconds of this process so far (every thread).
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
