@@ -33,6 +33,6 @@ fi
 # local/loaders-venv) on a real mixed-format run: Scripts/check_loaders.sh, about 3 minutes.
 bash Scripts/check_loaders.sh "$bin" || failed+=(Scripts/check_loaders.sh)
 # The report in headless Chromium (installed from Debian if missing) on a demo run: Scripts/report/test-report-browser.sh,
-# about a minute; screenshots in local/artifacts/.
+# 6 minutes here at idle priority beside a benchmark (not timed on a quiet machine); screenshots in local/artifacts/.
 bash Scripts/report/test-report-browser.sh "$bin" || failed+=(Scripts/report/test-report-browser.sh)
 [ ${#failed[@]} -eq 0 ] || { echo "test.sh: FAILED: ${failed[*]}" >&2; exit 1; }

@@ -4,7 +4,7 @@
 # work when copied). Checks, by Scripts/report/check_report_page.py: no console message while the page loads;
 # every thumbnail decodes (naturalWidth > 0); the charts and sections carry the run's counts, computed from the
 # run's own capfilt_run.json and JSONL manifests. Saves screenshots (PNG) as test artifacts in local/artifacts/.
-# About 1-2 minutes with a debug capfilt.
+# 6 minutes here with a debug capfilt at idle priority beside a benchmark (not timed on a quiet machine).
 #   Scripts/report/test-report-browser.sh [CAPFILT]   CAPFILT: the binary (default .build/debug/capfilt)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

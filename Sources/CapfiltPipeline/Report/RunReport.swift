@@ -165,7 +165,6 @@ public struct RunReport: Sendable {
     public var sections: [ReportSection: [ReportSample]] = [:]
 
     public var kept: Int { statuses[.kept, default: 0] }
-    public var judged: Int { statuses[.kept, default: 0] + statuses[.filtered, default: 0] }
 }
 
 public struct ReportError: Error, CustomStringConvertible, Sendable {
