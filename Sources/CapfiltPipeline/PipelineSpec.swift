@@ -66,8 +66,8 @@ public struct PipelineSpec: Sendable, Equatable {
         public var lengthPenalty: Float = 1
         public var seed: UInt64 = 0
         public var batchSize = 8
-        /// The arithmetic of the captioner's linear layers: fp32 (exact) or int8 (faster, agreement measured in
-        /// BENCHMARKS.md).
+        /// The arithmetic of the captioner's linear layers: fp32 (exact), bf16 or int8 (faster, agreement
+        /// measured in BENCHMARKS.md).
         public var precision = Precision.fp32
     }
 
@@ -409,13 +409,12 @@ private final class SpecMap {
         return v
     }
 
-    /// `precision`: fp32 or int8; bf16 is refused with the reason.
+    /// `precision`: fp32, bf16 or int8.
     func precision() throws -> Precision? {
         guard let name = try string("precision") else { return nil }
-        if name == "bf16" {
-            throw error("precision", "is bf16, which capfilt does not offer: oneDNN 2.6's bf16 products measured slower than its fp32 ones on this engine's shapes (BENCHMARKS.md); use fp32 (exact) or int8 (faster)")
+        guard let p = Precision(rawValue: name) else {
+            throw error("precision", "is \"\(name)\"; use fp32 (exact), bf16 or int8 (faster, agreement in BENCHMARKS.md)")
         }
-        guard let p = Precision(rawValue: name) else { throw error("precision", "is \"\(name)\"; use fp32 or int8") }
         return p
     }
 

@@ -217,6 +217,24 @@ public enum BLAS {
         }
     }
 
+    /// Row-major `C = A · Bᵀ` in bf16 with fp32 sums and output (oneDNN, AVX-512 BF16), cut into the same
+    /// pieces as an fp32 product of its shape.
+    ///
+    /// - a: `(m, k)` bf16; b: `(n, k)` bf16, a linear layer's weight; c: `(m, n)` with leading dimension `ldc`.
+    /// - epilogue: as for `gemm`, called with each piece's rows and columns right after it.
+    static func gemmBF16(
+        m: Int, n: Int, k: Int, a: UnsafePointer<UInt16>, lda: Int, b: UnsafePointer<UInt16>, ldb: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: ((_ rows: Range<Int>, _ columns: Range<Int>) -> Void)?
+    ) {
+        let tiling = tiling(m: m, n: n, k: k)
+        Parallel.forEachPiece(tiling.pieces, workers: engineThreads) { p, _ in
+            let (rows, columns) = tiling.piece(p)
+            let r = rows.lowerBound, j = columns.lowerBound
+            OneDNN.gemmBF16(rows.count, columns.count, k, a + r * lda, lda, b + j * ldb, ldb, c + r * ldc + j, ldc)
+            epilogue?(rows, columns)
+        }
+    }
+
     @inline(__always)
     private static func call(
         _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,

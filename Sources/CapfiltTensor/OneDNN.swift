@@ -1,7 +1,9 @@
 // The only file that imports oneDNN (libdnnl 2.6 from Debian, `Scripts/install-deps.sh`). capfilt uses its
-// BLAS-like GEMMs, row-major like `BLAS.gemm`: `dnnl_sgemm` in fp32 and `dnnl_gemm_s8s8s32` (AVX-512 VNNI) in
-// int8, one piece per call on the calling thread, never oneDNN's own threads.
+// BLAS-like GEMMs, row-major like `BLAS.gemm`: `dnnl_sgemm` in fp32, `dnnl_gemm_s8s8s32` (AVX-512 VNNI) in
+// int8, and in bf16 its matmul primitive (2.6 has no BLAS-like bf16 call), one piece per call on the calling
+// thread, never oneDNN's own threads.
 import CDNNL
+import Synchronization
 
 enum OneDNN {
     /// The instruction set oneDNN's kernels use on this CPU.
@@ -58,5 +60,112 @@ enum OneDNN {
                                        dnnl_dim_t(m), dnnl_dim_t(n), dnnl_dim_t(k), 1, a, dnnl_dim_t(lda), 0,
                                        b, dnnl_dim_t(ldb), 0, 0, c, dnnl_dim_t(ldc), &zero)
         precondition(status == dnnl_success, "dnnl_gemm_s8s8s32 \(m)×\(n)×\(k): status \(status.rawValue)")
+    }
+
+    /// Row-major `C = A · Bᵀ` in bf16 with fp32 sums and output: A `(m, k)` bf16, B `(n, k)` bf16 (a linear
+    /// layer's weight), C `(m, n)` fp32.
+    ///
+    /// One matmul primitive per piece shape and leading dimensions, made on first use and kept (a product has
+    /// at most four piece shapes); each call brings its own scratch memory and stream, so threads can run the
+    /// same primitive at once (oneDNN's rule for concurrent execution).
+    static func gemmBF16(
+        _ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<UInt16>, _ lda: Int, _ b: UnsafePointer<UInt16>, _ ldb: Int,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+    ) {
+        singleThreaded()
+        let matmul = BF16Matmul.cached(MatmulShape(m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc))
+        let stream = Streams.take()
+        defer { Streams.give(stream) }
+        Scratch.shared.with(bytes: matmul.scratchBytes) { scratch in
+            var memories: [dnnl_memory_t?] = [nil, nil, nil, nil]
+            check(dnnl_memory_create(&memories[0], &matmul.descriptors.a, engine, UnsafeMutableRawPointer(mutating: a)), "memory")
+            check(dnnl_memory_create(&memories[1], &matmul.descriptors.b, engine, UnsafeMutableRawPointer(mutating: b)), "memory")
+            check(dnnl_memory_create(&memories[2], &matmul.descriptors.c, engine, UnsafeMutableRawPointer(c)), "memory")
+            check(dnnl_memory_create(&memories[3], &matmul.descriptors.scratch, engine, scratch), "memory")
+            defer { for memory in memories { dnnl_memory_destroy(memory) } }
+            var arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: memories[0]),
+                             dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: memories[1]),
+                             dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: memories[2]),
+                             dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: memories[3])]
+            check(dnnl_primitive_execute(matmul.primitive, stream.value, Int32(arguments.count), &arguments),
+                  "bf16 matmul \(m)×\(n)×\(k)")
+        }
+    }
+
+    /// The CPU engine every primitive runs on.
+    nonisolated(unsafe) private static let engine: dnnl_engine_t = {
+        var engine: dnnl_engine_t?
+        check(dnnl_engine_create(&engine, dnnl_cpu, 0), "dnnl_engine_create")
+        return engine!
+    }()
+
+    fileprivate static func check(_ status: dnnl_status_t, _ what: @autoclosure () -> String) {
+        precondition(status == dnnl_success, "oneDNN \(what()): status \(status.rawValue)")
+    }
+
+    /// A piece's shape and leading dimensions: what a matmul primitive is made for.
+    fileprivate struct MatmulShape: Hashable { let m, n, k, lda, ldb, ldc: Int }
+
+    /// A bf16 × bf16 → fp32 matmul primitive with plain strided operands and user-provided scratch memory.
+    fileprivate final class BF16Matmul: @unchecked Sendable {
+        struct Descriptors { var a = dnnl_memory_desc_t(), b = dnnl_memory_desc_t(), c = dnnl_memory_desc_t(), scratch = dnnl_memory_desc_t() }
+        let primitive: dnnl_primitive_t
+        /// Read-only after init; `var` because oneDNN's C API takes non-const pointers to them.
+        var descriptors = Descriptors()
+        let scratchBytes: Int
+
+        private static let cache = Mutex<[MatmulShape: BF16Matmul]>([:])
+
+        static func cached(_ shape: MatmulShape) -> BF16Matmul {
+            if let hit = cache.withLock({ $0[shape] }) { return hit }
+            let made = BF16Matmul(shape)  // outside the lock: making one takes a while; a duplicate is harmless
+            return cache.withLock { cache in
+                if let hit = cache[shape] { return hit }
+                cache[shape] = made
+                return made
+            }
+        }
+
+        private init(_ s: MatmulShape) {
+            func dims(_ x: Int, _ y: Int) -> dnnl_dims_t {
+                (dnnl_dim_t(x), dnnl_dim_t(y), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)  // DNNL_MAX_NDIMS = 12
+            }
+            var (ad, astr) = (dims(s.m, s.k), dims(s.lda, 1))
+            var (bd, bstr) = (dims(s.k, s.n), dims(1, s.ldb))  // Bᵀ: (k, n) viewed through B's (n, k) rows
+            var (cd, cstr) = (dims(s.m, s.n), dims(s.ldc, 1))
+            check(dnnl_memory_desc_init_by_strides(&descriptors.a, 2, &ad.0, dnnl_bf16, &astr.0), "A descriptor")
+            check(dnnl_memory_desc_init_by_strides(&descriptors.b, 2, &bd.0, dnnl_bf16, &bstr.0), "B descriptor")
+            check(dnnl_memory_desc_init_by_strides(&descriptors.c, 2, &cd.0, dnnl_f32, &cstr.0), "C descriptor")
+            var operation = dnnl_matmul_desc_t()
+            check(dnnl_matmul_desc_init(&operation, &descriptors.a, &descriptors.b, nil, &descriptors.c), "matmul descriptor")
+            var attributes: dnnl_primitive_attr_t?
+            check(dnnl_primitive_attr_create(&attributes), "attributes")
+            defer { dnnl_primitive_attr_destroy(attributes) }
+            check(dnnl_primitive_attr_set_scratchpad_mode(attributes, dnnl_scratchpad_mode_user), "scratchpad mode")
+            var descriptor: dnnl_primitive_desc_t?
+            check(dnnl_primitive_desc_create(&descriptor, &operation, attributes, OneDNN.engine, nil),
+                  "bf16 matmul \(s.m)×\(s.n)×\(s.k)")
+            defer { dnnl_primitive_desc_destroy(descriptor) }
+            descriptors.scratch = dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0).pointee
+            scratchBytes = dnnl_memory_desc_get_size(&descriptors.scratch)
+            var made: dnnl_primitive_t?
+            check(dnnl_primitive_create(&made, descriptor), "bf16 matmul primitive")
+            primitive = made!
+        }
+    }
+
+    /// CPU streams for concurrent calls (a stream is not thread-safe; making one per call costs more than this).
+    fileprivate enum Streams {
+        struct Stream: @unchecked Sendable { let value: dnnl_stream_t }
+        private static let idle = Mutex<[Stream]>([])
+
+        static func take() -> Stream {
+            if let stream = idle.withLock({ $0.popLast() }) { return stream }
+            var made: dnnl_stream_t?
+            check(dnnl_stream_create(&made, OneDNN.engine, dnnl_stream_default_flags.rawValue), "dnnl_stream_create")
+            return Stream(value: made!)
+        }
+
+        static func give(_ stream: Stream) { idle.withLock { $0.append(stream) } }
     }
 }

@@ -53,13 +53,32 @@ public enum Ops {
         }
         if let reduced = weight.reduced {
             precondition(!accumulate, "linear: a reduced-precision weight cannot accumulate into y")
-            linearInt8(x, rows: m, ldx: ldx, weight: reduced, into: y, ldy: ldy, then: finish)
+            switch reduced.precision {
+            case .bf16: linearBF16(x, rows: m, ldx: ldx, weight: reduced, into: y, ldy: ldy, then: finish)
+            case .int8: linearInt8(x, rows: m, ldx: ldx, weight: reduced, into: y, ldy: ldy, then: finish)
+            case .fp32: preconditionFailure("an fp32 weight has no reduced copy")
+            }
             return
         }
         // W is (N, K) row-major; we need x · Wᵀ, so B = W with transB.
         BLAS.gemm(transB: true, m: m, n: n, k: k,
                   a: x, lda: ldx, b: weight.data, ldb: k,
                   beta: accumulate ? 1 : 0, c: y, ldc: ldy, epilogue: finish)
+    }
+
+    /// `y = (x · Wᵀ)` with `x` rounded to bf16 row by row into scratch memory and fp32 sums, then `finish`.
+    private static func linearBF16(
+        _ x: UnsafePointer<Float>, rows m: Int, ldx: Int, weight: ReducedWeight,
+        into y: UnsafeMutablePointer<Float>, ldy: Int, then finish: ((Range<Int>, Range<Int>) -> Void)?
+    ) {
+        let n = weight.rows, k = weight.columns
+        Scratch.shared.with(bytes: m * k * 2) { raw in
+            let h = raw.bindMemory(to: UInt16.self, capacity: m * k)
+            Parallel.rows(m, work: m * k) { range in
+                for i in range { BFloat16.round(x + i * ldx, count: k, into: h + i * k) }
+            }
+            BLAS.gemmBF16(m: m, n: n, k: k, a: h, lda: k, b: weight.bf16Values, ldb: k, c: y, ldc: ldy, epilogue: finish)
+        }
     }
 
     /// `y = (x · Wᵀ)` with `x` quantized per row and `W` per output channel, int32 sums written into `y`'s own
@@ -75,7 +94,7 @@ public enum Ops {
             Parallel.rows(m, work: m * k * 2) { range in
                 for i in range { rowScales[i] = Quantize.row(x + i * ldx, count: k, into: q + i * k) }
             }
-            let sums = UnsafeMutableRawPointer(y), columnScales = weight.scales
+            let sums = UnsafeMutableRawPointer(y), columnScales = weight.scales!
             BLAS.gemmInt8(m: m, n: n, k: k, a: q, lda: k, b: weight.values, ldb: k,
                           c: sums.assumingMemoryBound(to: Int32.self), ldc: ldy) { rows, columns in
                 for i in rows {

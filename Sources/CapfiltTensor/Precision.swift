@@ -1,7 +1,9 @@
 // Reduced-precision linear layers (issue 11): a weight `(N, K)` converted once at load, used by `Ops.linear` in
 // place of its fp32 values. int8: per-output-channel symmetric weights, per-row symmetric activations quantized
 // on the fly (dynamic quantization, as ONNX Runtime and torch do it, with a scale per row instead of per
-// tensor), int32 sums (oneDNN, AVX-512 VNNI), then scales, bias, activation and residual in fp32.
+// tensor), int32 sums (oneDNN, AVX-512 VNNI), then scales, bias, activation and residual in fp32. bf16:
+// weights and activations rounded to bfloat16 (nearest, ties to even, as torch's `.to(torch.bfloat16)` and
+// autocast do), fp32 sums (oneDNN, AVX-512 BF16), bias, activation and residual in fp32.
 // LayerNorm, softmax, GELU and attention stay fp32 in every mode.
 import Foundation
 
@@ -9,6 +11,8 @@ import Foundation
 public enum Precision: String, Sendable, CaseIterable, Codable {
     /// fp32 everywhere: the exact mode, token-identical to transformers.
     case fp32
+    /// bf16 weights and activations with fp32 sums; needs AVX-512 BF16.
+    case bf16
     /// int8 weights and activations with int32 sums; needs AVX-512 VNNI.
     case int8
 
@@ -16,6 +20,10 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
     public func requireSupport() throws {
         switch self {
         case .fp32: return
+        case .bf16:
+            guard OneDNN.hasBF16DotProducts else {
+                throw PrecisionError.unsupported(self, need: "AVX-512 BF16 (vdpbf16ps)", have: OneDNN.isaName)
+            }
         case .int8:
             guard OneDNN.hasInt8DotProducts else {
                 throw PrecisionError.unsupported(self, need: "AVX-512 VNNI (vpdpbusd)", have: OneDNN.isaName)
@@ -38,26 +46,43 @@ public enum PrecisionError: Error, CustomStringConvertible, Equatable {
 /// A linear layer's weight in a reduced precision, made once from the fp32 tensor at load.
 public final class ReducedWeight: @unchecked Sendable {
     public let precision: Precision
-    /// (N, K) row-major.
-    let values: UnsafeMutablePointer<Int8>
-    /// (N): weight `j` is `values[j, :] · scales[j]`.
-    let scales: UnsafeMutablePointer<Float>
+    /// (N, K) row-major: Int8 in int8, bfloat16 bit patterns (UInt16) in bf16.
+    private let storage: UnsafeMutableRawPointer
+    /// int8: (N), weight `j` is `values[j, :] · scales[j]`; bf16: nil.
+    let scales: UnsafeMutablePointer<Float>?
     let rows: Int, columns: Int
+
+    var values: UnsafeMutablePointer<Int8> { storage.assumingMemoryBound(to: Int8.self) }
+    var bf16Values: UnsafeMutablePointer<UInt16> { storage.assumingMemoryBound(to: UInt16.self) }
 
     /// Per-row (output channel) symmetric int8: `scale = max|w| / 127`, values rounded to nearest, ties to even.
     init(int8 weight: Tensor) {
         precondition(weight.shape.count == 2, "a linear weight is (N, K), not \(weight.shape)")
         precision = .int8
         rows = weight.dim(0); columns = weight.dim(1)
-        values = .allocate(capacity: max(rows * columns, 1))
-        scales = .allocate(capacity: max(rows, 1))
-        let (values, scales, k) = (values, scales, columns)
+        let values = UnsafeMutablePointer<Int8>.allocate(capacity: max(rows * columns, 1))
+        let scales = UnsafeMutablePointer<Float>.allocate(capacity: max(rows, 1))
+        storage = UnsafeMutableRawPointer(values); self.scales = scales
+        let k = columns
         Parallel.rows(rows, work: rows * k) { range in
             for j in range { scales[j] = Quantize.row(weight.row(j), count: k, into: values + j * k) }
         }
     }
 
-    deinit { values.deallocate(); scales.deallocate() }
+    /// bfloat16 of every weight, nearest with ties to even (`BFloat16.round`).
+    init(bf16 weight: Tensor) {
+        precondition(weight.shape.count == 2, "a linear weight is (N, K), not \(weight.shape)")
+        precision = .bf16
+        rows = weight.dim(0); columns = weight.dim(1)
+        let values = UnsafeMutablePointer<UInt16>.allocate(capacity: max(rows * columns, 1))
+        storage = UnsafeMutableRawPointer(values); scales = nil
+        let k = columns
+        Parallel.rows(rows, work: rows * k) { range in
+            for j in range { BFloat16.round(weight.row(j), count: k, into: values + j * k) }
+        }
+    }
+
+    deinit { storage.deallocate(); scales?.deallocate() }
 }
 
 extension Tensor {
@@ -66,8 +91,41 @@ extension Tensor {
     public func reduce(to precision: Precision) {
         switch precision {
         case .fp32: reduced = nil
+        case .bf16: reduced = ReducedWeight(bf16: self)
         case .int8: reduced = ReducedWeight(int8: self)
         }
+    }
+}
+
+public enum BFloat16 {
+    /// The bfloat16 nearest to `x` (ties to even), as torch rounds: the upper 16 bits of the fp32 after adding
+    /// `0x7FFF` plus the lowest kept bit. NaN stays NaN (quiet); infinities and overflow to them as in torch.
+    @inline(__always)
+    public static func round(_ x: Float) -> UInt16 {
+        let bits = x.bitPattern
+        if x.isNaN { return UInt16(truncatingIfNeeded: bits >> 16) | 0x0040 }
+        return UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
+    }
+
+    /// The fp32 value of a bfloat16 bit pattern (exact).
+    @inline(__always)
+    public static func float(_ h: UInt16) -> Float { Float(bitPattern: UInt32(h) << 16) }
+
+    /// `round` of `count` floats, 16 lanes at a time.
+    @inline(__always)
+    public static func round(_ x: UnsafePointer<Float>, count: Int, into h: UnsafeMutablePointer<UInt16>) {
+        var j = 0
+        let one = SIMD16<UInt32>(repeating: 1), bias = SIMD16<UInt32>(repeating: 0x7FFF)
+        while j + 16 <= count {
+            let v = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD16<Float>.self)
+            let bits = unsafeBitCast(v, to: SIMD16<UInt32>.self)
+            var rounded = (bits &+ bias &+ ((bits &>> 16) & one)) &>> 16
+            let nan = v .!= v
+            if any(nan) { rounded.replace(with: (bits &>> 16) | SIMD16<UInt32>(repeating: 0x40), where: nan) }
+            UnsafeMutableRawPointer(h + j).storeBytes(of: SIMD16<UInt16>(truncatingIfNeeded: rounded), as: SIMD16<UInt16>.self)
+            j += 16
+        }
+        while j < count { h[j] = round(x[j]); j += 1 }
     }
 }
 

@@ -19,7 +19,7 @@ struct BenchCommand: ParsableCommand {
     var repeats = 3
     @Option(help: "OpenBLAS threads (default: all cores).")
     var threads: Int?
-    @Option(help: "Arithmetic of both models' linear layers: fp32 or int8.")
+    @Option(help: "Arithmetic of both models' linear layers: fp32, bf16 or int8.")
     var precision: Precision = .fp32
     @Option(help: "Only these components (comma-separated: decode_preprocess, vision_forward_batch8_per_image, beam3_caption_20_tokens, nucleus_caption_20_tokens, itm_per_text, capfilt_step, capfilt_step_batch8_per_image).")
     var only: String?

@@ -10,7 +10,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "OpenBLAS threads (default: all cores).")
     var threads: Int?
 
-    @Option(name: .long, help: "Arithmetic of the linear layers: fp32 (exact, as transformers) or int8 (faster; agreement in BENCHMARKS.md).")
+    @Option(name: .long, help: "Arithmetic of the linear layers: fp32 (exact, as transformers), bf16 or int8 (faster; agreement in BENCHMARKS.md).")
     var precision: Precision = .fp32
 
     func validate() throws {

@@ -87,8 +87,8 @@ final class PipelineSpecTests: XCTestCase {
         XCTAssertNotEqual(base.fingerprint, columns.fingerprint, "additional columns change the manifests")
     }
 
-    /// captioner.precision / filter.precision: fp32 by default (an older run's fingerprint is unchanged), int8
-    /// changes the run, bf16 and unknown names are refused with what to use instead.
+    /// captioner.precision / filter.precision: fp32 by default (an older run's fingerprint is unchanged), bf16
+    /// and int8 change the run, unknown names are refused with what to use instead.
     func testPrecisionPerModel() throws {
         let base = try PipelineSpec(yaml: minimal, path: "/a/spec.yaml")
         XCTAssertEqual(base.captioner.precision, .fp32)
@@ -99,7 +99,10 @@ final class PipelineSpecTests: XCTestCase {
         XCTAssertEqual(int8.filter.precision, .int8)
         XCTAssertEqual(int8.captioner.precision, .fp32)
         XCTAssertNotEqual(base.fingerprint, int8.fingerprint, "int8 gives other scores: another run")
-        for (value, needle) in [("bf16", "use fp32 (exact) or int8"), ("fp16", "use fp32 or int8")] {
+        let bf16 = try PipelineSpec(yaml: minimal.replacingOccurrences(of: "captioner: {model: cap}", with: "captioner: {model: cap, precision: bf16}"), path: "/a/spec.yaml")
+        XCTAssertEqual(bf16.captioner.precision, .bf16)
+        XCTAssertEqual(Set([base.fingerprint, int8.fingerprint, bf16.fingerprint]).count, 3, "three precisions, three runs")
+        for (value, needle) in [("fp16", "use fp32 (exact), bf16 or int8"), ("BF16", "use fp32 (exact), bf16 or int8")] {
             XCTAssertThrowsError(try PipelineSpec(yaml: minimal.replacingOccurrences(of: "captioner: {model: cap}", with: "captioner: {model: cap, precision: \(value)}"), path: "s")) {
                 XCTAssertTrue("\($0)".contains("captioner.precision") && "\($0)".contains(needle), "\($0)")
             }
