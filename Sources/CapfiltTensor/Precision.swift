@@ -86,14 +86,16 @@ public final class ReducedWeight: @unchecked Sendable {
 }
 
 extension Tensor {
-    /// Gives this `(N, K)` weight a reduced-precision copy that `Ops.linear` uses from now on. Call it while
-    /// loading, before the model is shared between threads; fp32 leaves the tensor as it is.
+    /// Gives this `(N, K)` weight a reduced-precision copy that `Ops.linear` uses from now on, and gives its
+    /// fp32 pages back when they are a file mapping (`releaseFP32Pages`). Call it while loading, before the
+    /// model is shared between threads; fp32 leaves the tensor as it is.
     public func reduce(to precision: Precision) {
         switch precision {
-        case .fp32: reduced = nil
+        case .fp32: reduced = nil; return
         case .bf16: reduced = ReducedWeight(bf16: self)
         case .int8: reduced = ReducedWeight(int8: self)
         }
+        releaseFP32Pages()
     }
 }
 

@@ -19,6 +19,8 @@ final class MappedFile: @unchecked Sendable {
     let bytes: UnsafeRawBufferPointer
     /// True for a heap copy (tests feed thousands of mutated files without touching the disk).
     private let isHeapCopy: Bool
+    /// True when `bytes` is a mapping of the file (not a heap copy): pages may be given back and re-read.
+    var isFileMapping: Bool { !isHeapCopy && bytes.baseAddress != nil }
 
     /// A heap copy of `contents` posing as the file `path`.
     init(contents: [UInt8], path: String) {

@@ -163,7 +163,7 @@ public final class SafeTensorsFile: TensorSource {
         // F32 in the file's (little-endian) order, 4-byte aligned: used in place, no copy.
         if descriptor.elementType == .float32, let start = dataStart[name], let base = file.bytes.baseAddress,
            (Int(bitPattern: base) + start) % MemoryLayout<Float>.alignment == 0 {
-            return Tensor(borrowing: (base + start).assumingMemoryBound(to: Float.self), shape: descriptor.shape, owner: file)
+            return Tensor(borrowing: (base + start).assumingMemoryBound(to: Float.self), shape: descriptor.shape, owner: file, fileMapping: file.isFileMapping)
         }
         let tensor = Tensor(zeros: descriptor.shape)
         guard let start = dataStart[name], let base = file.bytes.baseAddress, tensor.count > 0 else { return tensor }

@@ -165,7 +165,7 @@ public final class TorchCheckpointFile: TensorSource {
            record.strides == contiguousStrides(record.shape) {
             let address = base + start + record.storageOffset * MemoryLayout<Float>.size
             if Int(bitPattern: address) % MemoryLayout<Float>.alignment == 0 {
-                return Tensor(borrowing: address.assumingMemoryBound(to: Float.self), shape: descriptor.shape, owner: file)
+                return Tensor(borrowing: address.assumingMemoryBound(to: Float.self), shape: descriptor.shape, owner: file, fileMapping: file.isFileMapping)
             }
         }
         let tensor = Tensor(zeros: descriptor.shape)

@@ -1,6 +1,7 @@
-// The fp32 GEMM backends and the int8 linear layer (issue 11): oneDNN and OpenBLAS agree to fp32 rounding,
-// oneDNN's result does not depend on where the operands sit in memory (so a run repeats its bytes), and int8
-// stays within its quantization error.
+// The fp32 GEMM backends and the int8 and bf16 linear layers (issue 11): oneDNN and OpenBLAS agree to fp32
+// rounding, oneDNN's result does not depend on where the operands sit in memory (so a run repeats its bytes),
+// int8 stays within its quantization error and bf16 is the fp32 sum of rounded operands.
+import Foundation
 import XCTest
 @testable import CapfiltTensor
 
@@ -55,6 +56,57 @@ final class BackendTests: XCTestCase {
         print("[backend] int8 linear \(m)×\(n)×\(k): max abs diff \(worst) (outputs up to \(exact.map(abs).max() ?? 0))")
         XCTAssertLessThan(worst, step * Float(k).squareRoot() * 2)
         XCTAssertNotEqual(exact, int8, "the reduced weight was used")
+    }
+
+    /// bf16: the products of bf16-rounded x and W are exact in fp32 and summed in fp32, so the result is the
+    /// double-precision sum of the rounded operands to within fp32 summation error, with and without a split
+    /// into pieces, and the pieces' results do not depend on where x sits in memory.
+    func testBF16LinearIsTheSumOfRoundedOperands() throws {
+        do { try Precision.bf16.requireSupport() } catch { throw XCTSkip("\(error)") }
+        let saved = BLAS.splitThreshold
+        defer { BLAS.splitThreshold = saved }
+        let m = 40, n = 72, k = 256
+        let x = random(m * k), values = random(n * k)
+        func rounded(_ v: Float) -> Double { Double(BFloat16.float(BFloat16.round(v))) }
+        var reference = [Double](repeating: 0, count: m * n), magnitude = [Double](repeating: 0, count: m * n)
+        for i in 0..<m { for j in 0..<n { for l in 0..<k {
+            let term = rounded(x[i * k + l]) * rounded(values[j * k + l])
+            reference[i * n + j] += term; magnitude[i * n + j] += abs(term)
+        } } }
+        let w = Tensor(shape: [n, k], values: values)
+        w.reduce(to: .bf16)
+        for threshold in [1 << 30, 0] {  // one call, then the smallest pieces
+            BLAS.splitThreshold = threshold
+            let y = linear(x, w, rows: m, backend: nil)
+            for e in 0..<(m * n) {
+                XCTAssertLessThanOrEqual(abs(Double(y[e]) - reference[e]), magnitude[e] * Double(k) * 0x1p-24 + 1e-30,
+                                         "element \(e), split threshold \(threshold)")
+            }
+            XCTAssertEqual(linear(x, w, rows: m, backend: nil, offset: 3), y, "x offset by 3 floats")
+        }
+        let exact = linear(x, Tensor(shape: [n, k], values: values), rows: m, backend: .openBLAS)
+        XCTAssertNotEqual(exact, linear(x, w, rows: m, backend: nil), "the reduced weight was used")
+    }
+
+    /// A reduced weight mapped from a file gives its fp32 pages back, and they still read the file's values.
+    func testReducedWeightFromAFileMappingKeepsItsValues() throws {
+        let n = 64, k = 1024  // 256 KiB: whole pages inside
+        let values = random(n * k)
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("capfilt-mapped-\(getpid()).bin")
+        try values.withUnsafeBytes { Data($0) }.write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let fd = open(url.path, O_RDONLY)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        let bytes = values.count * 4
+        let base = try XCTUnwrap(mmap(nil, bytes, PROT_READ, MAP_PRIVATE, fd, 0))
+        close(fd)
+        defer { munmap(base, bytes) }
+        final class Mapping {}
+        let w = Tensor(borrowing: base.assumingMemoryBound(to: Float.self), shape: [n, k], owner: Mapping(), fileMapping: true)
+        XCTAssertEqual(w.scalars, values)
+        w.reduce(to: .bf16)
+        XCTAssertEqual(w.scalars, values, "the released pages are read from the file again")
+        XCTAssertEqual(w.reduced?.bf16Values[5], BFloat16.round(values[5]))
     }
 
     func testQuantizationRoundsToNearestTiesToEven() {
