@@ -38,7 +38,8 @@ let package = Package(
             linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("webp")]
         ),
 
-        .target(name: "CapfiltTensor", dependencies: ["COpenBLAS", "CDNNL"]),
+        .target(name: "CVectorKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CapfiltTensor", dependencies: ["COpenBLAS", "CDNNL", "CVectorKernels"]),
         .target(name: "CapfiltWeights", dependencies: ["CapfiltTensor", "CapfiltDigest"]),
         .target(name: "CapfiltImage", dependencies: ["CImageCodecs"]),
         .target(name: "CapfiltText"),
@@ -64,7 +65,7 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "CapfiltTensorTests", dependencies: ["CapfiltTensor"]),
+        .testTarget(name: "CapfiltTensorTests", dependencies: ["CapfiltTensor", "CVectorKernels"]),
         .testTarget(name: "CapfiltWeightsTests", dependencies: ["CapfiltWeights", "CapfiltTensor"]),
         .testTarget(name: "CapfiltImageTests", dependencies: ["CapfiltImage"]),
         .testTarget(name: "CapfiltTextTests", dependencies: ["CapfiltText"]),

@@ -127,15 +127,21 @@ enum OneDNN {
         }
 
         private init(_ s: MatmulShape) {
-            func dims(_ x: Int, _ y: Int) -> dnnl_dims_t {
-                (dnnl_dim_t(x), dnnl_dim_t(y), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)  // DNNL_MAX_NDIMS = 12
+            /// A 2-D descriptor; dims and strides pass as whole `dnnl_dims_t` arrays (C arrays of DNNL_MAX_NDIMS).
+            func describe(_ rows: Int, _ columns: Int, strides: (Int, Int), _ type: dnnl_data_type_t) -> dnnl_memory_desc_t {
+                var descriptor = dnnl_memory_desc_t()
+                var dims: dnnl_dims_t = (dnnl_dim_t(rows), dnnl_dim_t(columns), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+                var steps: dnnl_dims_t = (dnnl_dim_t(strides.0), dnnl_dim_t(strides.1), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+                withUnsafeBytes(of: &dims) { d in withUnsafeBytes(of: &steps) { t in
+                    check(dnnl_memory_desc_init_by_strides(&descriptor, 2, d.bindMemory(to: dnnl_dim_t.self).baseAddress,
+                                                           type, t.bindMemory(to: dnnl_dim_t.self).baseAddress),
+                          "memory descriptor \(rows)×\(columns)")
+                } }
+                return descriptor
             }
-            var (ad, astr) = (dims(s.m, s.k), dims(s.lda, 1))
-            var (bd, bstr) = (dims(s.k, s.n), dims(1, s.ldb))  // Bᵀ: (k, n) viewed through B's (n, k) rows
-            var (cd, cstr) = (dims(s.m, s.n), dims(s.ldc, 1))
-            check(dnnl_memory_desc_init_by_strides(&descriptors.a, 2, &ad.0, dnnl_bf16, &astr.0), "A descriptor")
-            check(dnnl_memory_desc_init_by_strides(&descriptors.b, 2, &bd.0, dnnl_bf16, &bstr.0), "B descriptor")
-            check(dnnl_memory_desc_init_by_strides(&descriptors.c, 2, &cd.0, dnnl_f32, &cstr.0), "C descriptor")
+            descriptors.a = describe(s.m, s.k, strides: (s.lda, 1), dnnl_bf16)
+            descriptors.b = describe(s.k, s.n, strides: (1, s.ldb), dnnl_bf16)  // Bᵀ: (k, n) seen through B's (n, k) rows
+            descriptors.c = describe(s.m, s.n, strides: (s.ldc, 1), dnnl_f32)
             var operation = dnnl_matmul_desc_t()
             check(dnnl_matmul_desc_init(&operation, &descriptors.a, &descriptors.b, nil, &descriptors.c), "matmul descriptor")
             var attributes: dnnl_primitive_attr_t?

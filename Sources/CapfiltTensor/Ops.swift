@@ -1,5 +1,6 @@
 // The non-GEMM ops of a transformer, each a plain loop over rows, written to reproduce PyTorch's fp32
 // results (statistics accumulated in Double so the rounding is at least as good as torch's).
+import CVectorKernels
 import Foundation
 
 public enum Ops {
@@ -148,10 +149,16 @@ public enum Ops {
         }
     }
 
-    /// GELU of `count` consecutive floats in place on this thread. Lanes are independent, so each element gets
-    /// the same value wherever it falls in a vector.
+    /// GELU of `count` consecutive floats in place on this thread: `geluReference`'s arithmetic in C
+    /// (CVectorKernels), with AVX-512 where the CPU has it, bit-identical to it. Lanes are independent, so each
+    /// element gets the same value wherever it falls in a vector.
     @inline(__always)
     static func geluRow(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        capfilt_gelu(x, count)
+    }
+
+    /// GELU in Swift, 16 lanes at a time: the definition `geluRow`'s C kernel follows (tests compare them).
+    static func geluReference(_ x: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
         while i < count {
             let lanes = min(VectorMath.width, count - i)
@@ -168,10 +175,15 @@ public enum Ops {
         Parallel.rows(m, work: m * n * 4) { range in for i in range { softmaxRow(x + i * ld, width: n) } }
     }
 
-    /// Softmax of one row of `n` floats in place, 16 lanes at a time (sums per lane, then across lanes, as
-    /// PyTorch's vectorised kernel does). Entries equal to `-Float.infinity` get probability exactly 0.
-    @inlinable
+    /// Softmax of one row of `n` floats in place: `softmaxReference`'s arithmetic in C (CVectorKernels), with
+    /// AVX-512 where the CPU has it, bit-identical to it. Entries equal to `-Float.infinity` get exactly 0.
     public static func softmaxRow(_ row: UnsafeMutablePointer<Float>, width n: Int) {
+        capfilt_softmax_row(row, n)
+    }
+
+    /// Softmax of one row of `n` floats in place, 16 lanes at a time (sums per lane, then across lanes, as
+    /// PyTorch's vectorised kernel does): the definition `softmaxRow`'s C kernel follows (tests compare them).
+    static func softmaxReference(_ row: UnsafeMutablePointer<Float>, width n: Int) {
         let w = VectorMath.width
         var maxLanes = VectorMath.Lanes(repeating: -.infinity)
         var j = 0

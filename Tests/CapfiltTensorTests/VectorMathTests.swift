@@ -1,6 +1,7 @@
 // The vectorised exp, erf, GELU and softmax: accuracy against Double references, the edge cases the models
 // hit (masked scores, underflow, long tails), and GELU against torch's own values.
 import Foundation
+import CVectorKernels
 import XCTest
 @testable import CapfiltTensor
 
@@ -46,6 +47,54 @@ final class VectorMathTests: XCTestCase {
         print("[vector-math] erf worst \(worst) ulp at x = \(worstAt)")
         XCTAssertLessThanOrEqual(worst, 1.5)
         XCTAssertEqual(applyLanes([.infinity, -.infinity, 10], VectorMath.erf), [1, -1, 1])
+    }
+
+    /// The C GELU kernel (AVX-512 where the CPU has it) gives the Swift definition's bits for every input class:
+    /// a sweep of magnitudes and signs, the polynomial boundaries at 1 and 4, the exp underflow, ±0, ±inf, NaN,
+    /// and lengths that leave a tail shorter than a vector.
+    func testGeluKernelIsBitIdenticalToTheSwiftDefinition() {
+        var xs: [Float] = [0, -0, 1, -1, 4, -4, Float(1).nextDown, Float(1).nextUp, 9.34, -9.34, 87, -87,
+                           .infinity, -.infinity, .nan, .leastNonzeroMagnitude, -.greatestFiniteMagnitude]
+        var seed: UInt64 = 11
+        for _ in 0..<100_000 {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            let magnitude = Float(Int(seed >> 40) % 20_000) / 1000  // 0 ..< 20
+            xs.append(seed & 1 == 0 ? magnitude : -magnitude)
+        }
+        for count in [xs.count, 1, 15, 17, 33] {
+            var kernel = Array(xs.prefix(count)), baseline = kernel, reference = kernel
+            kernel.withUnsafeMutableBufferPointer { Ops.geluRow($0.baseAddress!, count: count) }
+            baseline.withUnsafeMutableBufferPointer { capfilt_gelu_baseline($0.baseAddress!, count) }
+            reference.withUnsafeMutableBufferPointer { Ops.geluReference($0.baseAddress!, count: count) }
+            XCTAssertEqual(kernel.map(\.bitPattern), reference.map(\.bitPattern), "\(count) values")
+            XCTAssertEqual(baseline.map(\.bitPattern), reference.map(\.bitPattern), "\(count) values, baseline build")
+        }
+        print("[vector-math] GELU kernel: AVX-512 \(capfilt_vector_kernels_use_avx512() != 0 ? "used" : "not available")")
+    }
+
+    /// The C softmax kernel gives the Swift definition's bits: rows of every tail length, masked entries, a
+    /// fully masked row (NaN, as torch), large and tiny spreads.
+    func testSoftmaxKernelIsBitIdenticalToTheSwiftDefinition() {
+        var seed: UInt64 = 5
+        func next() -> Float {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int(seed >> 40) % 40_000) / 1000 - 20
+        }
+        for n in [1, 2, 15, 16, 17, 31, 64, 577, 1000] {
+            for variant in 0..<3 {
+                var row = (0..<n).map { _ in next() * (variant == 2 ? 0.01 : 1) }
+                if variant == 1 { for j in stride(from: 0, to: n, by: 3) { row[j] = -.infinity } }
+                var kernel = row, baseline = row, reference = row
+                kernel.withUnsafeMutableBufferPointer { Ops.softmaxRow($0.baseAddress!, width: n) }
+                baseline.withUnsafeMutableBufferPointer { capfilt_softmax_row_baseline($0.baseAddress!, n) }
+                reference.withUnsafeMutableBufferPointer { Ops.softmaxReference($0.baseAddress!, width: n) }
+                XCTAssertEqual(kernel.map(\.bitPattern), reference.map(\.bitPattern), "width \(n), variant \(variant)")
+                XCTAssertEqual(baseline.map(\.bitPattern), reference.map(\.bitPattern), "width \(n), variant \(variant), baseline build")
+            }
+        }
+        var masked = [Float](repeating: -.infinity, count: 5)
+        masked.withUnsafeMutableBufferPointer { Ops.softmaxRow($0.baseAddress!, width: 5) }
+        XCTAssertTrue(masked.allSatisfy(\.isNaN), "a fully masked row is NaN, as in torch")
     }
 
     func testGeluMatchesTorch() throws {
