@@ -83,7 +83,7 @@ ignored=$(fact ignored_exit_codes) mount=$(fact shared_mount)
 
 dir=${TEST_DIR:-$(mktemp -d /var/tmp/capfilt-k8s-test.XXXXXX)}
 mkdir -p "$dir/pods"
-python3 "$scripts/make-worker-corpus.py" "$dir" --samples 64 --block-size 8 --spec-dir ref --spec-dir pvc \
+python3 "$scripts/make-worker-corpus.py" "$dir" --samples 512 --block-size 64 --spec-dir ref --spec-dir pvc \
   --job-yaml "job:\n  lease_seconds: $LEASE_S" >&2 || fail "make-worker-corpus.py failed"
 # The pods' command lines, with capfilt -> the binary and the volume's mount path -> DIR/pvc.
 mapfile -t commands < <(python3 "$here/check-manifest.py" --commands "$manifest" | python3 -c '

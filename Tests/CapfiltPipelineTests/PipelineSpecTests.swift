@@ -22,6 +22,20 @@ final class PipelineSpecTests: XCTestCase {
         XCTAssertTrue(spec.generationOptions.doSample)
     }
 
+    /// Every spec shipped in Pipelines/ parses; the bf16 demo differs from the demo only in its precisions and
+    /// output folder.
+    func testEveryShippedSpecParses() throws {
+        let folder = repoRoot.appendingPathComponent("Pipelines")
+        let specs = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".yaml") }.sorted()
+        XCTAssertTrue(specs.contains("demo-bf16.yaml"), "\(specs)")
+        for name in specs { XCTAssertNoThrow(try PipelineSpec.load(path: folder.appendingPathComponent(name).path), name) }
+        let demo = try PipelineSpec.load(path: folder.appendingPathComponent("demo.yaml").path)
+        var bf16 = try PipelineSpec.load(path: folder.appendingPathComponent("demo-bf16.yaml").path)
+        XCTAssertEqual([bf16.captioner.precision, bf16.filter.precision], [.bf16, .bf16])
+        bf16.captioner.precision = .fp32; bf16.filter.precision = .fp32; bf16.output = demo.output
+        XCTAssertEqual(bf16, demo)
+    }
+
     func testMinimalSpecTakesDefaults() throws {
         let spec = try PipelineSpec(yaml: minimal, path: "/tmp/x/spec.yaml")
         XCTAssertEqual(spec.output.samplesPerShard, 10_000)
