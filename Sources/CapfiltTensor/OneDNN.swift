@@ -78,10 +78,11 @@ enum OneDNN {
         defer { Streams.give(stream) }
         Scratch.shared.with(bytes: matmul.scratchBytes) { scratch in
             var memories: [dnnl_memory_t?] = [nil, nil, nil, nil]
-            check(dnnl_memory_create(&memories[0], &matmul.descriptors.a, engine, UnsafeMutableRawPointer(mutating: a)), "memory")
-            check(dnnl_memory_create(&memories[1], &matmul.descriptors.b, engine, UnsafeMutableRawPointer(mutating: b)), "memory")
-            check(dnnl_memory_create(&memories[2], &matmul.descriptors.c, engine, UnsafeMutableRawPointer(c)), "memory")
-            check(dnnl_memory_create(&memories[3], &matmul.descriptors.scratch, engine, scratch), "memory")
+            let d = matmul.descriptors
+            check(dnnl_memory_create(&memories[0], d + 0, engine, UnsafeMutableRawPointer(mutating: a)), "memory")
+            check(dnnl_memory_create(&memories[1], d + 1, engine, UnsafeMutableRawPointer(mutating: b)), "memory")
+            check(dnnl_memory_create(&memories[2], d + 2, engine, UnsafeMutableRawPointer(c)), "memory")
+            check(dnnl_memory_create(&memories[3], d + 3, engine, scratch), "memory")
             defer { for memory in memories { dnnl_memory_destroy(memory) } }
             var arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: memories[0]),
                              dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: memories[1]),
@@ -108,10 +109,10 @@ enum OneDNN {
 
     /// A bf16 × bf16 → fp32 matmul primitive with plain strided operands and user-provided scratch memory.
     fileprivate final class BF16Matmul: @unchecked Sendable {
-        struct Descriptors { var a = dnnl_memory_desc_t(), b = dnnl_memory_desc_t(), c = dnnl_memory_desc_t(), scratch = dnnl_memory_desc_t() }
         let primitive: dnnl_primitive_t
-        /// Read-only after init; `var` because oneDNN's C API takes non-const pointers to them.
-        var descriptors = Descriptors()
+        /// A, B, C and scratch memory descriptors, written once in init and only read after: heap memory, so
+        /// threads pass pointers to them without Swift inout accesses to a shared property.
+        let descriptors = UnsafeMutablePointer<dnnl_memory_desc_t>.allocate(capacity: 4)
         let scratchBytes: Int
 
         private static let cache = Mutex<[MatmulShape: BF16Matmul]>([:])
@@ -139,11 +140,11 @@ enum OneDNN {
                 } }
                 return descriptor
             }
-            descriptors.a = describe(s.m, s.k, strides: (s.lda, 1), dnnl_bf16)
-            descriptors.b = describe(s.k, s.n, strides: (1, s.ldb), dnnl_bf16)  // Bᵀ: (k, n) seen through B's (n, k) rows
-            descriptors.c = describe(s.m, s.n, strides: (s.ldc, 1), dnnl_f32)
+            descriptors.initialize(to: describe(s.m, s.k, strides: (s.lda, 1), dnnl_bf16))
+            (descriptors + 1).initialize(to: describe(s.k, s.n, strides: (1, s.ldb), dnnl_bf16))  // Bᵀ: (k, n) seen through B's (n, k) rows
+            (descriptors + 2).initialize(to: describe(s.m, s.n, strides: (s.ldc, 1), dnnl_f32))
             var operation = dnnl_matmul_desc_t()
-            check(dnnl_matmul_desc_init(&operation, &descriptors.a, &descriptors.b, nil, &descriptors.c), "matmul descriptor")
+            check(dnnl_matmul_desc_init(&operation, descriptors, descriptors + 1, nil, descriptors + 2), "matmul descriptor")
             var attributes: dnnl_primitive_attr_t?
             check(dnnl_primitive_attr_create(&attributes), "attributes")
             defer { dnnl_primitive_attr_destroy(attributes) }
@@ -152,8 +153,8 @@ enum OneDNN {
             check(dnnl_primitive_desc_create(&descriptor, &operation, attributes, OneDNN.engine, nil),
                   "bf16 matmul \(s.m)×\(s.n)×\(s.k)")
             defer { dnnl_primitive_desc_destroy(descriptor) }
-            descriptors.scratch = dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0).pointee
-            scratchBytes = dnnl_memory_desc_get_size(&descriptors.scratch)
+            (descriptors + 3).initialize(to: dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0).pointee)
+            scratchBytes = dnnl_memory_desc_get_size(descriptors + 3)
             var made: dnnl_primitive_t?
             check(dnnl_primitive_create(&made, descriptor), "bf16 matmul primitive")
             primitive = made!
