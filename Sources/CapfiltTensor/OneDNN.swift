@@ -66,8 +66,10 @@ enum OneDNN {
     /// layer's weight), C `(m, n)` fp32.
     ///
     /// One matmul primitive per piece shape and leading dimensions, made on first use and kept (a product has
-    /// at most four piece shapes); each call brings its own scratch memory and stream, so threads can run the
-    /// same primitive at once (oneDNN's rule for concurrent execution).
+    /// at most four piece shapes, and every row count a model meets adds its own: decoding's 1–24 rows, text
+    /// passes of each padded length; a primitive with a run-time M would need fewer); each call brings its own
+    /// scratch memory and stream, so threads can run the same primitive at once (oneDNN's rule for concurrent
+    /// execution).
     static func gemmBF16(
         _ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<UInt16>, _ lda: Int, _ b: UnsafePointer<UInt16>, _ ldb: Int,
         _ c: UnsafeMutablePointer<Float>, _ ldc: Int
