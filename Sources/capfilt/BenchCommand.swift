@@ -170,8 +170,10 @@ struct BenchCommand: ParsableCommand {
             (m, i, d, true, c.numHiddenLayers), (m, d, i, true, c.numHiddenLayers),
             (m, m, hd, true, c.numHiddenLayers * c.numAttentionHeads), (m, hd, m, false, c.numHiddenLayers * c.numAttentionHeads),
         ]
-        let a = [Float](repeating: 0.01, count: m * i), b = [Float](repeating: 0.01, count: max(3 * d * d, i * d, m * m))
-        var out = [Float](repeating: 0, count: m * max(i, m))
+        // Every operand sized from the shapes it serves (A is m×k, B k×n, C m×n), so no model shape overruns them.
+        let a = [Float](repeating: 0.01, count: shapes.map { $0.0 * $0.2 }.max()!)
+        let b = [Float](repeating: 0.01, count: shapes.map { $0.1 * $0.2 }.max()!)
+        var out = [Float](repeating: 0, count: shapes.map { $0.0 * $0.1 }.max()!)
         var best = Double.infinity
         for _ in 0..<max(2, repeats) {
             let start = DispatchTime.now().uptimeNanoseconds

@@ -107,6 +107,21 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(run.lines.map { $0["text"] as? String }, texts)
     }
 
+    /// `capfilt bench` on models whose QKV width exceeds their MLP width (the tiny fixtures: 3·48 > 96) runs
+    /// and prints its JSON in every precision this CPU has (its sgemm reference once overran its buffers there).
+    func testBenchRunsOnSmallModels() throws {
+        for precision in ["fp32", "bf16", "int8"] {
+            let run = try capfilt(["bench", "--caption", blip.appendingPathComponent("caption-st").path,
+                                   "--itm", blip.appendingPathComponent("itm-st").path, "--repeats", "1",
+                                   "--precision", precision, "--only", "vision_forward_batch8_per_image",
+                                   blip.appendingPathComponent("images/rgb_80x60.png").path])
+            if run.status != 0, run.stderr.contains("this CPU does not have") { continue }  // a mode this CPU lacks
+            XCTAssertEqual(run.status, 0, "\(precision): \(run.stderr)")
+            XCTAssertNotNil(run.lines.first?["vision_forward_batch8_per_image_s"] as? Double, precision)
+            XCTAssertNotNil(run.lines.first?["peak_rss_mb"] as? Int, precision)
+        }
+    }
+
     func testBrokenModelFolderIsOneClearMessage() throws {
         let temp = FileManager.default.temporaryDirectory.appendingPathComponent("capfilt-model-\(UUID().uuidString)")
         try FileManager.default.copyItem(at: blip.appendingPathComponent("caption-st"), to: temp)
